@@ -1,0 +1,1 @@
+"""cnnviz's click CLI: parse -> call the library -> render -> save. No math here."""

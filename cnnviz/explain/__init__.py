@@ -1,0 +1,1 @@
+"""Explainers: each returns numpy arrays and small dataclasses; nothing here writes files."""
