@@ -17,6 +17,9 @@ from cnnviz.errors import ImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 MAX_SIDE = 4096  # larger images are downsampled while decoding (JPEG draft) to bound memory
+# Formats without reduced-resolution decoding (PNG, TIFF...) are decoded whole: refuse absurd sizes
+# (a decompression bomb or a 1 GB bitmap) with a clear message instead of exhausting memory.
+MAX_DECODE_PIXELS = 200_000_000
 SAMPLE_IMAGES = ("chelsea", "coffee", "astronaut", "rocket", "cat")
 
 
@@ -38,6 +41,11 @@ def load_image(path: str | os.PathLike[str], max_side: int = MAX_SIDE) -> np.nda
         with Image.open(p) as im:
             if im.format == "JPEG" and max(im.size) > max_side:
                 im.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4, 1/8 scale: never the full bitmap
+            elif im.size[0] * im.size[1] > MAX_DECODE_PIXELS:
+                raise ImageError(
+                    f"image '{p}' is {im.size[0]}x{im.size[1]} pixels, too large to decode as {im.format}; "
+                    "downscale it first or save it as JPEG (decoded at reduced size)."
+                )
             im.load()
             im = ImageOps.exif_transpose(im)
             arr = _to_rgb_uint8(im)
