@@ -1,0 +1,292 @@
+"""Class activation maps: Grad-CAM and its family, batched, hook-safe, at the cost floor.
+
+Gradient-weighted methods (gradcam, gradcam++, xgradcam, layercam, hirescam, gradcam-elementwise)
+are computed here through ``LayerProbe``: parameters are frozen and the target layer's output is
+re-rooted as an autograd leaf, so the backward pass runs from the logits down to that layer only
+and never touches parameter ``.grad`` -- one forward plus a short backward, the cost floor.
+The math is pytorch-grad-cam's (the field's library; ``tests/test_cam.py`` checks correlation
+>= 0.99 against it). The other methods (eigencam, scorecam, ablationcam, fullgrad, ...) call
+pytorch-grad-cam itself inside ``_library_guard``, which fixes its rough edges: hooks are always
+released (also on error), parameters stay frozen (no ``.grad`` filled), the model's training flags
+are restored, exceptions are not swallowed (its ``with`` block eats ``IndexError``) and its
+``print`` warnings go to ``logging`` instead of stdout (which carries ``--json``).
+
+Example::
+
+    model, info = load_model("efficientnet_lite0")
+    x = preprocess(load_image("cat.jpg"), info)          # (1, 3, 224, 224)
+    cams = compute_cams(model, x, info=info)             # top-1 class, auto layer
+    cams.maps[0]                                         # (224, 224) float32 in [0, 1]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnviz.errors import CnnvizError, LayerError, TargetError, suggestion
+from cnnviz.probe import LayerProbe
+
+log = logging.getLogger(__name__)
+
+#: computed natively (LayerProbe, backward stops at the layer)
+GRADIENT_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "gradcam-elementwise")
+#: computed by pytorch-grad-cam inside a guard (name -> class name in pytorch_grad_cam)
+LIBRARY_METHODS = {
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
+    "fullgrad": "FullGrad",
+    "kpcacam": "KPCA_CAM",
+}
+METHODS = GRADIENT_METHODS + tuple(LIBRARY_METHODS)
+_LIBRARY_USES_GRADIENTS = {"eigengradcam", "fullgrad"}
+
+
+class MethodError(CnnvizError):
+    """An unknown explanation method name."""
+
+
+@dataclass
+class CamBatch:
+    """CAMs for a batch of inputs ``x`` of shape ``(B, C, H, W)``."""
+
+    maps: np.ndarray  # (B, H, W) float32 in [0, 1], at x's H, W
+    targets: list[int]  # the class explained for each image
+    probs: np.ndarray  # (B, num_classes) float32 softmax of the logits
+    layer: str
+    method: str
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+# -- layers and reshapes -------------------------------------------------------------------------
+def is_vit(model: nn.Module) -> bool:
+    """True for timm-style vision transformers (``patch_embed`` + ``blocks`` of token tokens)."""
+    return hasattr(model, "patch_embed") and hasattr(model, "blocks") and hasattr(model, "num_prefix_tokens")
+
+
+def default_cam_layer(model: nn.Module, info: "ModelInfo | None" = None) -> str:  # noqa: F821
+    """The layer CAMs use when none is given: the last spatial one.
+
+    CNNs (timm, torchvision, simplecnn): the last module whose output is a ``(B, C, h, w)`` map with
+    h*w > 1 (``bn2`` for EfficientNet-Lite, ``layer4`` for ResNet, ``features`` for simplecnn).
+    ViT/DeiT: the last block's first norm (``blocks.11.norm1``), whose tokens are reshaped to a grid.
+    """
+    if is_vit(model):
+        return f"blocks.{len(model.blocks) - 1}.norm1"
+    from cnnviz.layers import spatial_layers
+
+    size = tuple(info.input_size) if info is not None else (3, 224, 224)
+    found = spatial_layers(model, size)
+    if not found:
+        raise LayerError(f"{type(model).__name__} has no layer with a spatial (B, C, H, W) output: pass --layer.")
+    return found[-1]
+
+
+def token_reshape(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """For a ViT: ``(B, N, D)`` tokens -> ``(B, D, h, w)`` (prefix tokens dropped); None for CNNs."""
+    if not is_vit(model):
+        return None
+    prefix = int(getattr(model, "num_prefix_tokens", 1))
+
+    def reshape(t: torch.Tensor) -> torch.Tensor:
+        if t.dim() != 3:
+            return t
+        n = t.shape[1] - prefix
+        s = int(round(n**0.5))
+        if s * s != n:
+            raise LayerError(f"{n} patch tokens do not form a square grid; cannot draw a CAM for this layer.")
+        return t[:, prefix:, :].reshape(t.shape[0], s, s, t.shape[2]).permute(0, 3, 1, 2)
+
+    return reshape
+
+
+def _as_maps(t: torch.Tensor, layer: str, reshape: Callable | None) -> torch.Tensor:
+    if reshape is not None:
+        t = reshape(t)
+    if t.dim() != 4:
+        raise LayerError(f"layer {layer!r} outputs shape {tuple(t.shape)}, not a spatial map (B, C, H, W); "
+                         "pick a convolutional layer (see `cnnviz layers`).")
+    return t
+
+
+# -- the native gradient methods ------------------------------------------------------------------
+def cam_from_gradients(acts: torch.Tensor, grads: torch.Tensor, method: str) -> torch.Tensor:
+    """pytorch-grad-cam's formulas on torch tensors: ``(B, K, h, w)`` x2 -> ``(B, h, w)`` before ReLU."""
+    a, g = acts.float(), grads.float()
+    if method == "gradcam":
+        w = g.mean(dim=(2, 3))
+        return (w[:, :, None, None] * a).sum(1)
+    if method == "gradcam++":
+        g2 = g * g
+        g3 = g2 * g
+        sum_a = a.sum(dim=(2, 3), keepdim=True)
+        aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
+        aij = torch.where(g != 0, aij, torch.zeros_like(aij))
+        w = (g.clamp_min(0) * aij).sum(dim=(2, 3))
+        return (w[:, :, None, None] * a).sum(1)
+    if method == "xgradcam":
+        sum_a = a.sum(dim=(2, 3), keepdim=True)
+        w = (g * a / (sum_a + 1e-7)).sum(dim=(2, 3))
+        return (w[:, :, None, None] * a).sum(1)
+    if method == "layercam":
+        return (g.clamp_min(0) * a).sum(1)
+    if method == "hirescam":
+        return (g * a).sum(1)
+    if method == "gradcam-elementwise":
+        return (g * a).clamp_min(0).sum(1)
+    raise MethodError(f"unknown gradient CAM method {method!r}")
+
+
+def normalize_maps(cam: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """ReLU, per-map min-max to [0, 1] (as pytorch-grad-cam), bilinear to ``size``: ``(B, H, W)`` float32."""
+    cam = cam.float().clamp_min(0)
+    lo = cam.flatten(1).min(1).values[:, None, None]
+    cam = cam - lo
+    hi = cam.flatten(1).max(1).values[:, None, None]
+    cam = cam / (hi + 1e-7)
+    if tuple(cam.shape[-2:]) != tuple(size):
+        cam = torch.nn.functional.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return cam.clamp(0, 1).detach().cpu().numpy().astype(np.float32, copy=False)
+
+
+def _check_targets(targets: Sequence[int] | None, b: int, num_classes: int) -> list[int] | None:
+    if targets is None:
+        return None
+    t = [int(v) for v in targets]
+    if len(t) == 1 and b > 1:
+        t = t * b
+    if len(t) != b:
+        raise TargetError(f"{len(t)} targets for a batch of {b} images")
+    for v in t:
+        if not 0 <= v < num_classes:
+            raise TargetError(f"class index {v} is out of range: the model has {num_classes} classes (0-{num_classes - 1}).")
+    return t
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def compute_cams(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    layer: str | None = None,
+    method: str = "gradcam",
+    targets: Sequence[int] | None = None,
+    info: "ModelInfo | None" = None,  # noqa: F821
+) -> CamBatch:
+    """CAMs of ``x`` ``(B, C, H, W)`` for ``targets`` (None: each image's top-1 class).
+
+    ``layer`` defaults to ``default_cam_layer``. Returns maps ``(B, H, W)`` in [0, 1] at x's size.
+    The model is left as found (hooks removed, training flags and ``requires_grad`` restored,
+    no parameter ``.grad`` written).
+    """
+    if method not in METHODS:
+        raise MethodError(f"unknown CAM method {method!r}.{suggestion(method, METHODS)} Methods: {', '.join(METHODS)}.")
+    if x.dim() != 4:
+        raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
+    layer = layer or default_cam_layer(model, info)
+    x = x.to(_device_of(model))
+    if method in GRADIENT_METHODS:
+        return _gradient_cams(model, x, layer, method, targets)
+    return _library_cams(model, x, layer, method, targets)
+
+
+def _gradient_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, targets: Sequence[int] | None) -> CamBatch:
+    reshape = token_reshape(model)
+    with LayerProbe(model, [layer], grad=True) as probe:
+        logits = probe.run(x)
+        if layer not in probe.activations:
+            raise LayerError(f"layer {layer!r} did not run in the forward pass; pick another (see `cnnviz layers`).")
+        t = _check_targets(targets, x.shape[0], logits.shape[1])
+        t = logits.argmax(1).tolist() if t is None else t
+        idx = torch.tensor(t, device=logits.device)[:, None]
+        score = logits.gather(1, idx).sum()  # batch items are independent in eval mode: one backward for all
+        grads = probe.gradients(score)[layer]
+        acts = probe.activations[layer]
+        with torch.no_grad():
+            a = _as_maps(acts.detach(), layer, reshape)
+            g = _as_maps(grads, layer, reshape)
+            maps = normalize_maps(cam_from_gradients(a, g, method), tuple(x.shape[-2:]))
+            probs = torch.softmax(logits.detach().float(), 1).cpu().numpy()
+        probe.clear()
+    return CamBatch(maps, list(t), probs, layer, method)
+
+
+# -- pytorch-grad-cam, with its rough edges filed off -------------------------------------------
+@contextlib.contextmanager
+def _library_guard(model: nn.Module) -> Iterator[None]:
+    """Freeze params, keep ``.grad`` and training flags as found, route the library's prints to logging."""
+    saved_training = {m: m.training for m in model.modules()}
+    saved = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+    out = io.StringIO()
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        # its prints (stdout, which carries --json) and tqdm bars (stderr) go to the log instead
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            yield
+    finally:
+        for p, flag, grad in saved:
+            p.requires_grad_(flag)
+            p.grad = grad
+        for m, flag in saved_training.items():
+            m.training = flag
+        if out.getvalue().strip():
+            log.debug("pytorch-grad-cam said: %s", out.getvalue().strip())
+
+
+def _library_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, targets: Sequence[int] | None) -> CamBatch:
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from cnnviz.layers import resolve_layer
+
+    module = resolve_layer(model, layer)
+    vit = is_vit(model)
+    reshape = token_reshape(model)
+    cls = getattr(pytorch_grad_cam, LIBRARY_METHODS[method])
+    with _library_guard(model):
+        with torch.no_grad():
+            logits = model(x).float()
+        t = _check_targets(targets, x.shape[0], logits.shape[1])
+        t = logits.argmax(1).tolist() if t is None else t
+        kwargs: dict = {}
+        if method == "ablationcam" and vit:
+            kwargs["ablation_layer"] = pytorch_grad_cam.AblationLayerVit()
+        # FullGrad hooks every conv/BN bias layer (4-D maps), never the token layer
+        rt = None if method == "fullgrad" else reshape
+        cam = cls(model=model, target_layers=[module], reshape_transform=rt, **kwargs)
+        try:
+            if method == "scorecam":
+                cam.batch_size = 32
+            inp = x.detach().clone()
+            if method in _LIBRARY_USES_GRADIENTS:
+                inp.requires_grad_(True)  # params are frozen: the graph must start at the input
+            maps = cam(input_tensor=inp, targets=[ClassifierOutputTarget(c) for c in t])
+        finally:
+            cam.activations_and_grads.release()  # its __exit__ would also swallow IndexError; we never use it
+        probs = torch.softmax(logits, 1).cpu().numpy()
+    maps = np.clip(np.nan_to_num(np.asarray(maps, dtype=np.float32)), 0, 1)
+    return CamBatch(maps, list(t), probs, layer, method)
+
+
+def hook_count(model: nn.Module) -> int:
+    """Forward/backward hooks currently registered on any module of ``model`` (0 when nothing leaked)."""
+    n = 0
+    for m in model.modules():
+        n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        n += len(getattr(m, "_backward_pre_hooks", {}))
+    return n
