@@ -120,7 +120,8 @@ def new_figure(width: float, height: float) -> "matplotlib.figure.Figure":  # no
 def titled(img: np.ndarray, title: str, path: str | os.PathLike[str], subtitle: str | None = None) -> Path:
     """Save ``img`` with a title above it (matplotlib, crisp nearest-neighbour pixels)."""
     h, w = img.shape[:2]
-    scale = max(4.0, min(14.0, w / 90)) / w
+    dpi = 110
+    scale = max(4.0, min(14.0, w / dpi)) / w  # about native size: no blurry upscaling, no huge files
     fig = new_figure(w * scale, h * scale + 0.6)
     ax = fig.add_axes((0, 0, 1, h * scale / (h * scale + 0.6)))
     ax.imshow(img, interpolation="nearest")
@@ -128,4 +129,4 @@ def titled(img: np.ndarray, title: str, path: str | os.PathLike[str], subtitle: 
     fig.suptitle(title, fontsize=11, y=0.995, va="top")
     if subtitle:
         fig.text(0.5, 1 - 0.42 / (h * scale + 0.6), subtitle, ha="center", va="top", fontsize=8, color="#444")
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=dpi)
