@@ -31,7 +31,11 @@ system:
 setup: $(STAMP) system
 
 demo: setup
-	$(VENV)/bin/cnnviz demo --quick --out demo-out
+	@mkdir -p demo-out
+	$(PY) -c "import PIL.Image, skimage.data; PIL.Image.fromarray(skimage.data.chelsea()).save('demo-out/chelsea.jpg')"
+	$(VENV)/bin/cnnviz filters --layer conv_stem --out demo-out/filters-conv_stem.png
+	$(VENV)/bin/cnnviz activations demo-out/chelsea.jpg --layer blocks.2 --out demo-out/activations-chelsea.png
+	@echo "pictures in $$(pwd)/demo-out/"
 
 demo-full: setup
 	$(VENV)/bin/cnnviz demo --out demo-out
