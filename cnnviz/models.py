@@ -171,7 +171,8 @@ def _build_timm(name: str, num_classes: int | None, in_chans: int, pretrained: b
         weights.load_bundled_into(model, name)
     elif pretrained:
         try:
-            model = timm.create_model(name, pretrained=True)
+            with weights.hub_offline_context():
+                model = timm.create_model(name, pretrained=True)
         except Exception as e:  # network errors come in many types (OSError, HF errors, URLError)
             log.debug("timm pretrained load failed: %r", e)
             raise WeightsUnavailableError(weights.offline_hint(name)) from None
@@ -205,6 +206,13 @@ def _build_torchvision(name: str, num_classes: int | None, in_chans: int, pretra
 
         try:
             w = torchvision.models.get_model_weights(name).DEFAULT
+            import os
+
+            import torch
+
+            cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(w.url))
+            if not os.path.exists(cached) and not weights.host_reachable("download.pytorch.org"):
+                raise OSError("offline and not cached")
             model = torchvision.models.get_model(name, weights=w)
             class_names = list(w.meta.get("categories", [])) or None
         except Exception as e:

@@ -73,6 +73,44 @@ def load_bundled_into(model: "torch.nn.Module", timm_name: str) -> None:  # noqa
     log.debug("loaded bundled weights %s", path)
 
 
+def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to ``host`` opens within ``timeout`` s (a quick online check).
+
+    Hubs retry for a minute before giving up offline; checking first turns that into seconds.
+    """
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def hub_offline_context(host: str = "huggingface.co"):
+    """A context in which huggingface_hub serves only its local cache when ``host`` is unreachable."""
+    import contextlib
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or host_reachable(host):
+        return contextlib.nullcontext()
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def offline():
+        old = constants.HF_HUB_OFFLINE
+        constants.HF_HUB_OFFLINE = True
+        try:
+            yield
+        finally:
+            constants.HF_HUB_OFFLINE = old
+
+    return offline()
+
+
 def offline_hint(name: str) -> str:
     """Advice for a pretrained model that could not be fetched."""
     bundled = ", ".join(sorted(BUNDLED))
