@@ -163,7 +163,8 @@ def _prepare(m: dict[str, Any], assets: _Assets) -> dict[str, Any]:
     def section(s: dict[str, Any], i: int) -> dict[str, Any]:
         items = [_with(it, ("caption", "class"), pic=pic(it.get("src"))) for it in s.get("items") or []]
         return {"id": safe_id(s.get("id") or f"s{i}"), "title": str(s.get("title") or ""), "note": s.get("note"),
-                "items": [it for it in items if it["pic"]], "table": s.get("table"), "wide": bool(s.get("wide"))}
+                "items": [it for it in items if it["pic"]], "table": s.get("table"), "wide": bool(s.get("wide")),
+                "pixelated": bool(s.get("pixelated")), "hero": bool(s.get("hero"))}
 
     seen: set[str] = set()
 
@@ -200,8 +201,10 @@ def _prepare(m: dict[str, Any], assets: _Assets) -> dict[str, Any]:
                            methods=list(dict.fromkeys(r.get("method") or "" for r in results if r.get("method")))))
     comp = m.get("comparison")
     if comp:
-        comp = dict(comp, headline=list(comp.get("headline") or []),
-                    sections=[section(s, j) for j, s in enumerate(comp.get("sections") or [])])
+        secs = [section(s, j) for j, s in enumerate(comp.get("sections") or [])]
+        with_pics = [s for s in secs if s["items"]]
+        hero = next((s for s in with_pics if s.get("hero")), with_pics[0] if with_pics else None)
+        comp = dict(comp, headline=list(comp.get("headline") or []), sections=secs, hero=hero)
     classes: list[str] = []
     for im in images:
         if im.get("class") is not None and str(im["class"]) not in classes:
