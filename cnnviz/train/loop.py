@@ -1,0 +1,510 @@
+"""``train_run``: one training run from a ``TrainConfig`` to a RUN_DIR.
+
+RUN_DIR holds ``ckpt.pt`` (model + info + ``train_state`` for ``--resume``, rewritten atomically after
+every epoch), ``metrics.json``, ``confusion.png``, ``curves.png`` and TensorBoard events under
+``tb/`` when tensorboard is installed. Under torchrun every rank trains on its shard, statistics are
+summed across ranks, and only rank 0 writes.
+
+Speed without tricks that change results: with augmentation off every image is transformed once
+and kept as a tensor (``preload``); linear-probe epochs then train the head on backbone features
+computed once (``cache_features``). On CUDA: AMP (bf16, else fp16 with a GradScaler),
+channels_last, pinned memory, non-blocking copies, optional ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnviz.atomic import write_text
+from cnnviz.data import LabeledImages, eval_transform, make_loader, open_split
+from cnnviz.device import resolve_device
+from cnnviz.models import ModelInfo, save_model
+from cnnviz.train import distributed as D
+from cnnviz.train.config import RECIPE_FIELDS, TrainConfig, TrainError
+from cnnviz.train.metrics import plot_confusion, plot_curves, summarize
+from cnnviz.train.modes import backbone_features, build_for_mode, freeze_backbone, make_optimizer, make_scheduler, param_groups, unfreeze
+
+log = logging.getLogger(__name__)
+PRELOAD_MAX_BYTES = 1_500_000_000  # transformed tensors kept in memory up to this size
+
+
+def make_criterion(cfg: TrainConfig):  # noqa: ANN201 - a loss callable (logits, y) -> scalar
+    return nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+
+# --------------------------------------------------------------------------------------------
+# batches: preloaded tensors or a DataLoader, over the indices this rank sees in an epoch
+# --------------------------------------------------------------------------------------------
+class _EpochIndices:
+    """A sampler whose index list is replaced every epoch (so one DataLoader, and its workers, live on)."""
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class _Source:
+    """Images of one split as this run reads them."""
+
+    ds: LabeledImages
+    transform: Any
+    batch_size: int
+    num_workers: int
+    x: torch.Tensor | None = None  # (N, C, H, W) preloaded, when the transform is deterministic
+    y: torch.Tensor | None = None
+    feats: torch.Tensor | None = None  # (N, D) cached backbone features (LP)
+    _sampler: _EpochIndices = field(default_factory=_EpochIndices)
+    _loader: Any = None
+
+    def batches(self, indices: list[int], drop_last: bool):
+        """Yield ``(x (B, C, H, W) or features (B, D), y (B,))`` on CPU for ``indices`` in order."""
+        bs = self.batch_size
+        n = (len(indices) // bs) * bs if drop_last else len(indices)
+        if self.feats is not None or self.x is not None:
+            src = self.feats if self.feats is not None else self.x
+            idx = torch.as_tensor(indices[:n], dtype=torch.long)
+            for b in range(0, n, bs):
+                j = idx[b: b + bs]
+                yield src[j], self.y[j]
+            return
+        if self._loader is None:
+            self._loader = make_loader(self.ds, self.transform, batch_size=bs, sampler=self._sampler,
+                                       num_workers=self.num_workers)
+        self._sampler.indices = list(indices[:n])
+        yield from self._loader
+
+    def n_batches(self, count: int, drop_last: bool) -> int:
+        return count // self.batch_size if drop_last else math.ceil(count / self.batch_size)
+
+
+def _preload(src: _Source, indices: list[int] | None, desc: str, progress: bool) -> None:
+    """Transform the images at ``indices`` (all when None) once into ``src.x`` / ``src.y``."""
+    from cnnviz.data import SubsetImages
+
+    ds = src.ds if indices is None else SubsetImages(src.ds, indices)
+    loader = make_loader(ds, src.transform, batch_size=256, num_workers=src.num_workers, pin_memory=False)
+    xs, ys = [], []
+    for x, y in _bar(loader, desc, progress, total=len(loader)):
+        xs.append(x)
+        ys.append(y)
+    src.x, src.y = torch.cat(xs), torch.cat(ys)
+
+
+def _bar(it, desc: str, enabled: bool, total: int | None = None):
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, total=total, disable=not enabled, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------------------------
+# device helpers
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Accel:
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    scaler: Any
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def to(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def _accel(cfg: TrainConfig, device: torch.device) -> _Accel:
+    cuda = device.type == "cuda"
+    dtype = None
+    if cuda and cfg.amp:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16) if cuda else None
+    return _Accel(device, dtype, cuda, scaler)
+
+
+# --------------------------------------------------------------------------------------------
+# one epoch, one evaluation
+# --------------------------------------------------------------------------------------------
+def _train_epoch(fwd, batches, n_batches: int, opt, sched, crit, acc: _Accel, ctx: D.DistContext,
+                 desc: str, progress: bool, per_batch_features: bool, model: nn.Module, epoch: int) -> tuple[float, float]:
+    """One pass over ``batches``; returns (mean loss, accuracy) summed over all ranks.
+
+    ``per_batch_features``: LP without a feature cache - each batch goes through the frozen
+    backbone first and ``fwd`` (the head) sees ``(B, D)`` features.
+    """
+    dev = acc.device
+    loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    seen = 0
+    bar = _bar(batches, desc, progress and ctx.is_main, total=n_batches)
+    for step, (x, y) in enumerate(bar):
+        x, y = acc.to(x), y.to(dev, non_blocking=True)
+        if per_batch_features:
+            with acc.autocast():
+                x = backbone_features(model, x).float()
+        with acc.autocast():
+            logits = fwd(x)
+            loss = crit(logits.float(), y)
+        if not torch.isfinite(loss.detach()):
+            raise _Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+        opt.zero_grad(set_to_none=True)
+        if acc.scaler is not None and acc.scaler.is_enabled():
+            acc.scaler.scale(loss).backward()
+            acc.scaler.step(opt)
+            acc.scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        if sched is not None:
+            sched.step()
+        b = y.shape[0]
+        loss_sum += loss.detach().double() * b
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += b
+        if step % 10 == 0 and ctx.is_main and progress:
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
+    stats = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=dev, dtype=torch.float64)])
+    stats = D.all_reduce_sum(stats, ctx)
+    n = max(stats[2].item(), 1.0)
+    return stats[0].item() / n, stats[1].item() / n
+
+
+class _Diverged(Exception):
+    pass
+
+
+@torch.inference_mode()
+def _evaluate(fwd, src: _Source, indices: list[int], num_classes: int, acc: _Accel, ctx: D.DistContext,
+              progress: bool, desc: str = "eval") -> tuple[np.ndarray, float]:
+    """Confusion matrix ``(K, K)`` and mean loss over ``indices`` (this rank's shard), summed over ranks."""
+    conf = torch.zeros(num_classes * num_classes, dtype=torch.long, device=acc.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
+    n_b = src.n_batches(len(indices), False)
+    for x, y in _bar(src.batches(indices, False), desc, progress and ctx.is_main, total=n_b):
+        x, y = acc.to(x), y.to(acc.device, non_blocking=True)
+        with acc.autocast():
+            logits = fwd(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        conf += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes * num_classes)
+    D.all_reduce_sum(conf, ctx)
+    D.all_reduce_sum(loss_sum, ctx)
+    c = conf.view(num_classes, num_classes).cpu().numpy()
+    return c, loss_sum.item() / max(int(c.sum()), 1)
+
+
+def evaluate_model(model: nn.Module, info: ModelInfo, ds: LabeledImages, batch_size: int = 128,
+                   device: str | torch.device = "cpu", progress: bool = False, num_workers: int = 0) -> dict[str, Any]:
+    """Accuracy, per-class metrics and confusion of ``model`` on ``ds`` (images resized whole to its input size).
+
+    Returns ``summarize()``'s dict (``accuracy``, ``macro_f1``, ``per_class``, ``confusion``,
+    ``num_images``) plus ``loss``. The model is left in the mode it came in.
+    """
+    from cnnviz.errors import DataError
+
+    if ds.num_classes != info.num_classes:
+        raise DataError(f"the model has {info.num_classes} classes but the data has {ds.num_classes} "
+                        f"({', '.join(ds.class_names[:5])}...): evaluate a model trained on this dataset.")
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    acc = _Accel(dev, None, False, None)
+    src = _Source(ds, eval_transform(info), batch_size, num_workers)
+    was_training = model.training
+    model.eval()
+    try:
+        conf, loss = _evaluate(model, src, list(range(len(ds))), info.num_classes, acc, D.DistContext(device=dev), progress)
+    finally:
+        model.train(was_training)
+    out = summarize(conf, info.class_names)
+    out["loss"] = loss
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints and resume
+# --------------------------------------------------------------------------------------------
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], ctx: D.DistContext, seed: int, epoch: int) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if ctx.rank:  # only rank 0's stream was saved; other ranks get their own, reproducibly
+        torch.manual_seed(seed + 1000 * ctx.rank + epoch)
+
+
+def _load_resume(run_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    from cnnviz.checkpoint import load_checkpoint
+
+    path = run_dir / "ckpt.pt"
+    if not path.is_file():
+        log.warning("--resume: no checkpoint in %s yet; starting a fresh run", run_dir)
+        return None
+    data = load_checkpoint(path)
+    ts = data.get("train_state")
+    if not isinstance(ts, dict):
+        raise TrainError(f"'{path}' has no training state to resume (it was not written by `cnnviz train`).")
+    saved = ts.get("recipe", {})
+    diff = [f"{k}={saved.get(k)!r} (now {getattr(cfg, k)!r})" for k in RECIPE_FIELDS if k in saved and saved[k] != getattr(cfg, k)]
+    if diff:
+        raise TrainError(f"--resume: the run in '{run_dir}' was started with {'; '.join(diff[:4])}. "
+                         "Pass the same options, or use another --out for a new run.")
+    return data
+
+
+def _save(run_dir: Path, model: nn.Module, info: ModelInfo, train_state: dict[str, Any]) -> None:
+    save_model(run_dir / "ckpt.pt", model, info, train_state=train_state)
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+def default_run_dir(cfg: TrainConfig) -> Path:
+    from cnnviz.data import canonical_name
+
+    arch = cfg.model.split(":")[-1].replace("/", "_").removesuffix(".pt")
+    data = Path(canonical_name(cfg.data)).name or "data"
+    return Path("runs") / f"{data}-{Path(arch).name}-{cfg.mode}"
+
+
+def train_run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train per ``cfg``, write RUN_DIR (``cfg.out``), return the ``metrics.json`` dict.
+
+    Raises ``TrainError``/``DataError``/... (``CnnvizError``) for bad input, a diverged loss (the
+    last good checkpoint stays in place) or a resume that does not match the run on disk.
+    """
+    cfg.validate()
+    torch.manual_seed(cfg.seed)
+    ctx = D.setup(resolve_device(cfg.device))
+    try:
+        return _run(cfg, ctx, Path(cfg.out) if cfg.out else default_run_dir(cfg), progress)
+    finally:
+        D.cleanup(ctx)
+
+
+def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) -> dict[str, Any]:
+    dev = ctx.device
+    saved = _load_resume(run_dir, cfg) if cfg.resume else None
+    train_ds = open_split(cfg.data, "train", data_root=cfg.data_root, limit=cfg.limit, seed=cfg.seed)
+    eval_ds = open_split(cfg.data, "test", data_root=cfg.data_root, limit=cfg.eval_limit, seed=cfg.seed)
+    if train_ds.class_names != eval_ds.class_names:
+        raise TrainError(f"train and test splits of {cfg.data!r} have different classes.")
+    model, info = build_for_mode(cfg, train_ds.class_names, train_ds.channels, train_ds.image_size)
+    info.config = {k: v for k, v in cfg.to_dict().items() if k not in ("resume", "stop_after")}
+    if saved is not None:
+        model.load_state_dict(saved["state_dict"])
+    acc = _accel(cfg, dev)
+    model.to(dev)
+    if acc.channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    from cnnviz.augment import train_transform
+
+    K = info.num_classes
+    etf = eval_transform(info)
+    ttf = etf if cfg.augment == "none" else train_transform(info, cfg.augment)
+    tr = _Source(train_ds, ttf, cfg.batch_size, cfg.num_workers)
+    ev = _Source(eval_ds, etf, max(cfg.batch_size, 128), cfg.num_workers)
+    eval_idx = D.shard(len(eval_ds), ctx)
+    per_image = 4 * info.in_chans * info.input_size[1] * info.input_size[2]
+    if cfg.preload and cfg.augment == "none" and per_image * len(train_ds) <= PRELOAD_MAX_BYTES:
+        _preload(tr, None, "preload train", progress and ctx.is_main)
+    if cfg.preload and per_image * len(eval_idx) <= PRELOAD_MAX_BYTES:
+        _preload(ev, eval_idx, "preload eval", progress and ctx.is_main)
+        eval_idx = list(range(len(eval_idx)))  # positions in the preloaded shard
+
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed)
+    per_rank = len(sampler)
+    drop_last = per_rank >= cfg.batch_size
+    steps = tr.n_batches(per_rank, drop_last)
+    crit = make_criterion(cfg)
+
+    history: list[dict[str, Any]] = []
+    start_epoch, prior_seconds = 0, 0.0
+    ts = saved["train_state"] if saved is not None else None
+    if ts is not None:
+        history, start_epoch, prior_seconds = list(ts["history"]), int(ts["epoch"]), float(ts.get("train_seconds", 0.0))
+        _set_rng_state(ts["rng"], ctx, cfg.seed, start_epoch)
+        if ctx.is_main:
+            log.info("resuming %s at epoch %d of %d", run_dir, start_epoch + 1, cfg.epochs)
+    elif ctx.rank:
+        torch.manual_seed(cfg.seed + 1000 * ctx.rank)
+
+    writer = _tb_writer(run_dir, cfg) if ctx.is_main else None
+    t0 = time.perf_counter()
+    phase, opt, sched, fwd, eval_fwd = None, None, None, None, None
+    last_ts: dict[str, Any] | None = ts
+    last_eval: tuple[np.ndarray, float] | None = None
+    recipe = {k: getattr(cfg, k) for k in RECIPE_FIELDS}
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            e0 = time.perf_counter()
+            if cfg.phase(epoch) != phase:
+                phase = cfg.phase(epoch)
+                opt, sched, fwd, eval_fwd = _enter_phase(phase, cfg, model, tr, ev, acc, ctx, steps, progress)
+                if ts is not None and ts.get("phase") == phase and epoch == start_epoch and ts.get("optimizer"):
+                    opt.load_state_dict(ts["optimizer"])
+                    if sched is not None and ts.get("scheduler"):
+                        sched.load_state_dict(ts["scheduler"])
+                    if acc.scaler is not None and ts.get("scaler"):
+                        acc.scaler.load_state_dict(ts["scaler"])
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            if phase == "lp":
+                model.eval()
+            else:
+                model.train()
+            lr = opt.param_groups[0]["lr"]
+            desc = f"epoch {epoch + 1}/{cfg.epochs} {'LP' if phase == 'lp' else cfg.mode}"
+            try:
+                tl, ta = _train_epoch(fwd, tr.batches(order, drop_last), steps, opt, sched, crit, acc, ctx, desc,
+                                      progress, phase == "lp" and tr.feats is None, model, epoch)
+            except _Diverged as e:
+                good = f"the last good checkpoint (epoch {start_epoch if not history else history[-1]['epoch']}) is kept in '{run_dir / 'ckpt.pt'}'" \
+                    if (run_dir / "ckpt.pt").is_file() else "no checkpoint was written"
+                raise TrainError(f"training diverged: {e} (lr {lr:g}); {good}. Lower --lr or use --optimizer adamw.") from None
+            model.eval()
+            last_eval = _evaluate(eval_fwd, ev, eval_idx, K, acc, ctx, progress, "eval")
+            va = float(np.trace(last_eval[0]) / max(last_eval[0].sum(), 1))
+            history.append({"epoch": epoch + 1, "phase": phase, "train_loss": tl, "train_accuracy": ta,
+                            "val_loss": last_eval[1], "val_accuracy": va, "lr": lr, "seconds": time.perf_counter() - e0})
+            if ctx.is_main:
+                log.info("epoch %d: train loss %.4f acc %.4f, val loss %.4f acc %.4f", epoch + 1, tl, ta, last_eval[1], va)
+                if writer is not None:
+                    for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
+                        writer.add_scalar(k.replace("_", "/", 1), history[-1][k], epoch + 1)
+                    writer.flush()
+                info.metrics = {"val_accuracy": va, "epoch": epoch + 1}
+                last_ts = {
+                    "epoch": epoch + 1, "phase": phase, "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched is not None else None,
+                    "scaler": acc.scaler.state_dict() if acc.scaler is not None and acc.scaler.is_enabled() else None,
+                    "rng": _rng_state(), "history": history, "recipe": recipe,
+                    "train_seconds": prior_seconds + time.perf_counter() - t0,
+                }
+                _save(run_dir, model, info, last_ts)
+            D.barrier(ctx)
+            if cfg.stop_after is not None and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
+                return {"stopped_after": epoch + 1, "history": history}
+        train_seconds = prior_seconds + time.perf_counter() - t0
+        if last_eval is None:  # resumed a finished run: evaluate what is there
+            model.eval()
+            last_eval = _evaluate(model, ev, eval_idx, K, acc, ctx, progress, "eval")
+        return _finish(cfg, ctx, run_dir, model, info, last_eval, history, train_seconds, train_ds, eval_ds, writer, last_ts)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _enter_phase(phase: str, cfg: TrainConfig, model: nn.Module, tr: _Source, ev: _Source, acc: _Accel,
+                 ctx: D.DistContext, steps: int, progress: bool):
+    """Optimizer, scheduler and forward functions for a phase (``lp`` or ``train``)."""
+    n_epochs = cfg.lp_epoch_count if phase == "lp" else cfg.epochs - cfg.lp_epoch_count
+    if phase == "lp":
+        head = freeze_backbone(model)
+        if cfg.cache_features and cfg.augment == "none":
+            _cache_features(model, tr, ev, acc, ctx, progress)
+        groups = [{"params": [p for p in head.parameters()], "lr": cfg.learning_rate("lp"), "weight_decay": cfg.weight_decay}]
+        trained = D.wrap_ddp(head, ctx)
+        if tr.feats is not None:
+            fwd, eval_fwd = trained, head
+        else:
+            fwd = trained  # features per batch in _train_epoch
+            eval_fwd = model
+        if ev.feats is not None:
+            eval_fwd = head
+    else:
+        tr.feats = ev.feats = None  # the backbone changes from here on
+        unfreeze(model)
+        scale = cfg.backbone_lr_scale if cfg.pretrained else 1.0
+        groups = param_groups(model, cfg.learning_rate("train"), scale, cfg.weight_decay)
+        fwd = D.wrap_ddp(model, ctx)
+        if cfg.compile:
+            fwd = torch.compile(fwd)
+        eval_fwd = model
+    opt = make_optimizer(cfg, groups)
+    sched = make_scheduler(cfg, opt, steps * n_epochs)
+    return opt, sched, fwd, eval_fwd
+
+
+@torch.inference_mode()
+def _cache_features(model: nn.Module, tr: _Source, ev: _Source, acc: _Accel, ctx: D.DistContext, progress: bool) -> None:
+    """Backbone features of every training image and of this rank's eval shard, once (LP)."""
+    for src, name in ((tr, "train"), (ev, "eval")):
+        n = len(src.x) if src.x is not None else len(src.ds)
+        feats = []
+        for x, _ in _bar(src.batches(list(range(n)), False), f"features {name}", progress and ctx.is_main,
+                         total=src.n_batches(n, False)):
+            with acc.autocast():
+                feats.append(backbone_features(model, acc.to(x)).float().cpu())
+        src.feats = torch.cat(feats)
+        if src.y is None:
+            src.y = torch.as_tensor([src.ds.targets[i] for i in range(n)], dtype=torch.long)
+
+
+def _tb_writer(run_dir: Path, cfg: TrainConfig):  # noqa: ANN202
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tb"))
+
+
+def _finish(cfg, ctx, run_dir, model, info, last_eval, history, train_seconds, train_ds, eval_ds, writer, ts) -> dict[str, Any]:
+    conf, loss = last_eval
+    summary = summarize(conf, info.class_names)
+    metrics = {
+        "test_accuracy": summary["accuracy"], "test_loss": loss, "macro_f1": summary["macro_f1"],
+        "per_class": summary["per_class"], "confusion": summary["confusion"], "class_names": list(info.class_names),
+        "num_train_images": len(train_ds), "num_test_images": summary["num_images"],
+        "skipped_images": int(getattr(train_ds, "skipped", 0)) + int(getattr(eval_ds, "skipped", 0)),
+        "train_seconds": round(train_seconds, 3), "history": history, "config": info.config,
+        "world_size": ctx.world_size, "device": str(ctx.device), "model": info.arch, "mode": cfg.mode,
+        "input_size": list(info.input_size),
+    }
+    if not ctx.is_main:
+        return metrics
+    import json
+
+    info.metrics = {k: metrics[k] for k in ("test_accuracy", "macro_f1", "per_class", "train_seconds", "num_test_images", "world_size")}
+    info.metrics["history"] = history
+    if ts is not None:
+        ts = {**ts, "train_seconds": train_seconds}
+    _save(run_dir, model, info, ts)
+    name = f"{info.arch.split(':')[-1]} {cfg.mode} on {Path(str(cfg.data)).name}"
+    plot_confusion(conf, info.class_names, run_dir / "confusion.png", f"{name}: accuracy {summary['accuracy']:.3f}")
+    plot_curves(history, run_dir / "curves.png", name)
+    if writer is not None:
+        writer.add_scalar("test/accuracy", summary["accuracy"], len(history))
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
