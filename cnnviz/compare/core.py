@@ -74,7 +74,7 @@ class Comparison:
         return write_all(self, Path(out_dir))
 
 
-def _model_names(infos: Sequence[Any]) -> list[str]:
+def model_names(infos: Sequence[Any]) -> list[str]:
     """Readable unique names: ``efficientnet_lite0 (lpft)``; duplicates get the run folder / file stem."""
     base = [i.label for i in infos]
     out = []
@@ -101,7 +101,7 @@ def resolve_layers(models: Sequence[tuple[nn.Module, Any]], names: Sequence[str]
         pass
     elif isinstance(layers, Mapping):
         for key, val in layers.items():
-            per[_model_index(key, models, names)] = list(val)
+            per[model_index(key, models, names)] = list(val)
     elif all(isinstance(v, str) for v in layers):
         per = [list(layers)] * k  # type: ignore[list-item]
     elif len(layers) == k:
@@ -122,7 +122,7 @@ def resolve_layers(models: Sequence[tuple[nn.Module, Any]], names: Sequence[str]
     return out
 
 
-def _model_index(key: Any, models: Sequence[tuple[nn.Module, Any]], names: Sequence[str]) -> int:
+def model_index(key: Any, models: Sequence[tuple[nn.Module, Any]], names: Sequence[str]) -> int:
     k = len(models)
     s = str(key).strip()
     if s.isdigit() and 1 <= int(s) <= k:
@@ -175,7 +175,7 @@ def compare_models(
         raise CnnvizError(f"--batch-size {batch_size} is too small: minibatch CKA needs at least 4 images per batch.")
     dev = torch.device(device)
     infos = [info for _, info in models]
-    names = _model_names(infos)
+    names = model_names(infos)
     layer_lists = resolve_layers(models, names, layers)
     class_names = list(getattr(dataset, "class_names", []) or [])
     if eval_limit is not None and len(dataset) > eval_limit:
