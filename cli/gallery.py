@@ -144,6 +144,7 @@ def gallery(models: tuple[str, ...], names: tuple[str, ...], weights: str, data:
 
     if names and len(names) != len(models):
         raise CnnvizError(f"--name was given {len(names)} times for {len(models)} --model; give one per model or none.")
+    _check_specs(models)
     if not images and not data:
         info("note: no --images and no --data: the gallery shows the models only (no per-image pages).")
     cfg = ReportConfig(layers=_split(layers), cam_methods=_split((cam_methods,)), attr_methods=_split((attr_methods,)),
@@ -158,6 +159,17 @@ def gallery(models: tuple[str, ...], names: tuple[str, ...], weights: str, data:
         emit_json({"index": str(index), "computed": len(stats.computed), "cached": stats.hits, "notes": stats.notes})
     else:
         click.echo(str(index))
+
+
+def _check_specs(models: tuple[str, ...]) -> None:
+    """Fail before any work when a checkpoint path does not exist (the common typo)."""
+    from cnnviz.errors import CheckpointError
+    from cnnviz.models import parse_spec
+
+    for spec in models:
+        kind, name, _ = parse_spec(spec)
+        if kind == "checkpoint" and not Path(name).is_file():
+            raise CheckpointError(f"checkpoint not found: '{name}'. Pass a file written by `cnnviz train` (RUN_DIR/ckpt.pt).")
 
 
 # -- demo ---------------------------------------------------------------------------------------

@@ -381,7 +381,7 @@ class Report:
         out = [{"id": "receptive", "title": "Receptive fields",
                 "note": "Theoretical receptive field (pixels), stride and effective padding of each conv/pool layer.",
                 "table": {"columns": ["layer", "type", "receptive field", "stride", "padding"], "rows": meta["rows"]}}]
-        erf = _optional("cnnviz.explain.receptive", "effective_receptive_field")
+        erf = _optional("cnnviz.explain.erf", "effective_receptive_field") or _optional("cnnviz.explain.receptive", "effective_receptive_field")
         if erf is None or not self.cfg.erf or not chosen:
             return out
         layer = chosen[-1]
