@@ -87,7 +87,7 @@ def gram(x: Any, *, center: bool = True) -> torch.Tensor:
         X = X.float()
     if center:
         X = X - X.mean(0, keepdim=True)
-    K = (X @ X.T).to(torch.float64)
+    K = (X @ X.T).to("cpu", torch.float64)  # (B, B): tiny; float64 on CPU (MPS has no float64)
     return K - torch.diag(torch.diag(K))
 
 
@@ -213,14 +213,24 @@ class MultiModelCKA:
         self.batches = 0
 
     def update(self, feats: Sequence[Sequence[Any]]) -> None:
+        """One batch: ``feats[m]`` = model m's list of ``(B, ...)`` features (same B examples everywhere)."""
         if [len(f) for f in feats] != self.sizes:
             raise ValueError(f"expected feature lists of lengths {self.sizes}, got {[len(f) for f in feats]}")
-        flat = [f for fs in feats for f in fs]
-        n = _batch_size(flat)
+        self.update_grams([gram(f) for fs in feats for f in fs])
+
+    def update_grams(self, grams: Sequence[torch.Tensor]) -> None:
+        """One batch given as zero-diagonal Grams (``gram(features)``), all layers of all models in order.
+
+        Lets a caller turn each model's features into ``(B, B)`` Grams right after its forward pass and
+        free the activations before the next model runs (peak memory = one model's features).
+        """
+        if len(grams) != int(self.offsets[-1]):
+            raise ValueError(f"expected {int(self.offsets[-1])} Gram matrices, got {len(grams)}")
+        n = int(grams[0].shape[0])
         if n < 4:
             log.debug("skipping a batch of %d examples (unbiased HSIC needs >= 4)", n)
             return
-        G = torch.stack([gram(f) for f in flat]).reshape(len(flat), -1)
+        G = torch.stack([g.to("cpu", torch.float64) for g in grams]).reshape(len(grams), -1)
         r, s = _stats(G.reshape(-1, n, n))
         self.hsic += _hsic_from_parts(G @ G.T, r, s, r, s, n)
         self.batches += 1

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from cnnviz.compare.agreement import AgreementAccumulator
-from cnnviz.compare.cka import MultiModelCKA
+from cnnviz.compare.cka import MultiModelCKA, gram
 from cnnviz.compare.drift import DriftResult, origin_drift, origin_of, pair_drift
 from cnnviz.compare.layersel import default_layers
 from cnnviz.compare.perclass import per_class_report
@@ -210,7 +210,7 @@ def compare_models(
     done = 0
     for xs, y in loader:
         idx = np.arange(done, done + len(y))
-        feats, maps = [], []
+        grams, maps = [], []
         for k, ((model, info), x) in enumerate(zip(models, xs)):
             x = x.to(dev, non_blocking=True)
             with LayerProbe(model, layer_lists[k]) as probe:
@@ -228,10 +228,11 @@ def compare_models(
                 missing = [n for n in layer_lists[k] if n not in probe.activations]
                 if missing:
                     raise LayerError(f"{names[k]}: layer(s) {', '.join(missing)} did not run in the forward pass.")
-                feats.append([probe.activations[n] for n in layer_lists[k]])
+                # Grams now, so this model's activations are freed before the next model runs
+                grams.extend(gram(probe.activations[n]) for n in layer_lists[k])
+                probe.clear()
             preds[k].append(np.asarray(pred, dtype=np.int64))
-        cka.update(feats)
-        del feats
+        cka.update_grams(grams)
         for (i, j), acc in agree.items():
             acc.update(maps[i], maps[j], idx)
         labels.append(y.numpy().astype(np.int64))
