@@ -127,3 +127,39 @@ def test_content_readable_without_javascript(browser, site):
     page.goto((site / "index.html").as_uri())
     assert page.locator("article.card:visible").count() == 2
     ctx.close()
+
+
+@pytest.fixture(scope="module")
+def real_site(tmp_path_factory) -> Path:
+    """A site from the real report: two tiny simplecnn checkpoints with hostile class names, two photos."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnviz.gallery import build_site
+    from cnnviz.images import load_image
+    from cnnviz.report import ImageRef, ModelSource, Report, ReportConfig
+    from test_report import _ckpt
+
+    root = tmp_path_factory.mktemp("realgal")
+    ckpts = [_ckpt(root / "scratch.pt", 0, "scratch"), _ckpt(root / "lpft.pt", 1, "lpft")]
+    rng = np.random.default_rng(3)
+    refs = []
+    for i in range(2):
+        p = root / f"photo{i}.png"
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(p)
+        refs.append(ImageRef(p.name, lambda p=p: load_image(p), HOSTILE[i]))
+    cfg = ReportConfig(maximize_steps=2, max_classes=3, top_channels=4, activation_images=1)
+    manifest = Report(root / "cache", cfg).run([ModelSource(c) for c in ckpts], refs, title="tiny <real> gallery")
+    return build_site(manifest, root / "site").parent
+
+
+def test_real_report_site_loads_cleanly(browser, real_site):
+    check_pages(browser, real_site)
+    page, problems = _open(browser, (real_site / "model-m0.html").as_uri())
+    body = page.inner_text("body")
+    assert HOSTILE[0] in body and "Class-maximizing images" in body and "Filters: features.0" in body
+    page.select_option("select[data-class-filter]", HOSTILE[0])
+    shown = page.eval_on_selector_all("#sec-maximize figure.tile", "ts => ts.filter(t => !t.hidden).map(t => t.dataset.class)")
+    assert shown == [HOSTILE[0]]
+    assert problems == []
+    page.close()
