@@ -1,0 +1,300 @@
+"""``cnnviz gradcam``, ``cnnviz attribute``, ``cnnviz faithfulness``: explain predictions on images.
+
+Exit codes: 0 all images explained; 2 bad usage or bad input with nothing written (a single
+unreadable image, an unknown layer/class/method, no readable image at all); 3 some of several
+inputs were unreadable -- each is named on stderr and skipped, the others are written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from cnnviz.cli.common import device_option, emit_json, info, json_option, load, model_option
+
+PARTIAL_EXIT = 3  # some inputs skipped (named on stderr); the rest were written
+
+
+def _gather(images: tuple[str, ...]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files/folders; a lone bad input raises (exit 2), bad ones among many are returned."""
+    from cnnviz.errors import ImageError
+    from cnnviz.images import expand_image_paths, load_image
+
+    paths: list[Path] = []
+    bad: list[tuple[Path, str]] = []
+    for a in images:
+        try:
+            paths.extend(expand_image_paths([a]))
+        except ImageError as e:
+            bad.append((Path(a), str(e)))
+    if len(paths) + len(bad) == 1:
+        if bad:
+            raise ImageError(bad[0][1])
+        load_image(paths[0])  # a single unreadable file: exit 2 before anything is written
+    if not paths:
+        raise ImageError("no readable images: " + "; ".join(m for _, m in bad[:3]))
+    return paths, bad
+
+
+def _top5(probs, names: list[str]) -> list[list]:
+    import numpy as np
+
+    idx = np.argsort(-probs)[:5]
+    return [[int(i), names[i], round(float(probs[i]), 6)] for i in idx]
+
+
+def _finish(bad: list[tuple[Path, str]], total: int, done: int) -> None:
+    from cnnviz.errors import ImageError
+
+    if not bad:
+        return
+    if done == 0:
+        raise ImageError("no readable images: " + "; ".join(m for _, m in bad[:3]))
+    info(f"error: skipped {len(bad)} of {total} inputs (unreadable, named above); the other {done} were written.")
+    sys.exit(PARTIAL_EXIT)
+
+
+def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explain_fn, minfo, method: str, out: str,
+                save_raw: bool, as_json: bool, batch_size: int, size: tuple[int, int] | None, extra: dict) -> None:
+    """The folder job: load (prefetched) -> explain a batch -> overlay + save (writer thread) -> JSON."""
+    import concurrent.futures as cf
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from cnnviz.cli.common import safe_name
+    from cnnviz.explain.stream import fast_overlay, image_batches, save_npy, save_png_fast, unique_stems
+    from cnnviz.images import resize_map
+    from cnnviz.render import label
+
+    for p, msg in pre_bad:
+        info(f"skipped: {msg}")
+    out_dir = Path(out)
+    stems = dict(zip(paths, unique_stems(paths)))
+    bad = list(pre_bad)
+    total, done = len(paths) + len(pre_bad), 0
+    tag = safe_name(method)
+
+    def write(batch, maps, targets, probs) -> list[dict]:
+        rows = []
+        for img, p, m, t, pr in zip(batch.images, batch.paths, maps, targets, probs):
+            name = minfo.class_names[t]
+            stem = stems[p]
+            full = np.clip(resize_map(m, img.shape[:2]), 0, 1).astype(np.float32)
+            pic = label(fast_overlay(img, full), f"{name} {float(pr[t]):.1%} | {method}")
+            png = save_png_fast(pic, out_dir / f"{stem}.{tag}.png")
+            row = {"image": str(p), "target": int(t), "target_name": name, "score": round(float(pr[t]), 6),
+                   "top5": _top5(pr, minfo.class_names), "method": method, **extra, "png": str(png)}
+            if save_raw:
+                row["npy"] = str(save_npy(full, out_dir / f"{stem}.{tag}.npy"))
+            rows.append(row)
+        return rows
+
+    bar = tqdm(total=len(paths), desc=method, unit="img", file=sys.stderr, disable=None, leave=False)
+    pending: cf.Future | None = None
+    with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-write") as writer:
+        def drain() -> None:
+            nonlocal pending, done
+            if pending is not None:
+                rows = pending.result()
+                pending = None
+                done += len(rows)
+                if as_json:
+                    for r in rows:
+                        emit_json(r)
+        for batch in image_batches(paths, minfo, batch_size, size):
+            for p, msg in batch.bad:
+                info(f"skipped: {msg}")
+            bad.extend(batch.bad)
+            if batch.x is not None:
+                maps, targets, probs = explain_fn(batch.x)
+                drain()  # at most one batch being written while the next is explained: flat memory
+                pending = writer.submit(write, batch, maps, targets, probs)
+            bar.update(len(batch.paths) + len(batch.bad))
+        drain()
+    bar.close()
+    if not as_json and done:
+        info(f"wrote {done} overlays to {out_dir}/")
+    _finish(bad, total, done)
+
+
+def _common_options(f):
+    f = click.option("--image-size", type=click.IntRange(min=16), default=None,
+                     help="Resize images to this square size for the model [the model's own input size].")(f)
+    f = click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Images per forward pass.")(f)
+    f = json_option(f)
+    f = click.option("--save-raw", is_flag=True, help="Also write <stem>.<method>.npy: float32 (H, W) in [0, 1] at the image's resolution.")(f)
+    f = click.option("--target", default=None, metavar="CLASS", help="Class index or name to explain [each image's top-1].")(f)
+    return f
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@model_option
+@click.option("--layer", default=None, help="Target layer (see `cnnviz layers`) [last spatial layer; ViT: last block's norm1].")
+@click.option("--method", default="gradcam", show_default=True, metavar="METHOD",
+              help="gradcam, gradcam++, xgradcam, layercam, hirescam, gradcam-elementwise, eigencam, eigengradcam, scorecam, ablationcam, fullgrad, kpcacam.")
+@_common_options
+@click.option("--out", default="gradcam", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
+@device_option
+def gradcam(images, model_spec, weights, layer, method, target, save_raw, as_json, batch_size, image_size, out, device) -> None:
+    """Grad-CAM (or a relative) over IMAGE... (files or folders): <out>/<stem>.<method>.png per image.
+
+    Each overlay names the explained class and its probability. Exit code 3 when some inputs
+    were unreadable (named on stderr, skipped); 2 for bad usage or a single bad input.
+    """
+    from cnnviz.explain.cam import METHODS, MethodError, compute_cams, default_cam_layer
+    from cnnviz.errors import suggestion
+    from cnnviz.layers import resolve_layer
+
+    if method not in METHODS:
+        raise MethodError(f"unknown --method {method!r}.{suggestion(method, METHODS)} Choose from: {', '.join(METHODS)}.")
+    paths, pre_bad = _gather(images)
+    model, minfo, _ = load(model_spec, weights, device)
+    if layer:
+        resolve_layer(model, layer)
+    layer = layer or default_cam_layer(model, minfo)
+    tgt = minfo.class_index(target) if target is not None else None
+    size = (image_size, image_size) if image_size else None
+
+    def explain_fn(x):
+        r = compute_cams(model, x, layer=layer, method=method, targets=None if tgt is None else [tgt], info=minfo)
+        return r.maps, r.targets, r.probs
+
+    _run_images(paths, pre_bad, explain_fn, minfo, method, out, save_raw, as_json, batch_size, size, {"layer": layer})
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@model_option
+@click.option("--method", default="integrated-gradients", show_default=True, metavar="METHOD",
+              help="saliency, integrated-gradients, smoothgrad, occlusion, guided-backprop, guided-gradcam, deeplift.")
+@click.option("--layer", default=None, help="guided-gradcam's layer [last spatial layer].")
+@click.option("--steps", type=click.IntRange(min=2), default=32, show_default=True, help="Integrated-gradients steps.")
+@click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True, help="SmoothGrad noisy samples.")
+@click.option("--internal-batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="IG steps / SmoothGrad samples / occlusion windows per forward pass (lower it if memory is short).")
+@click.option("--window", type=click.IntRange(min=1), default=None, help="Occlusion window in pixels [input size / 8].")
+@_common_options
+@click.option("--out", default="attribute", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
+@device_option
+@click.option("--seed", type=int, default=0, show_default=True, help="SmoothGrad noise seed.")
+def attribute(images, model_spec, weights, method, layer, steps, samples, internal_batch_size, window, target, save_raw,
+              as_json, batch_size, image_size, out, device, seed) -> None:
+    """Pixel attributions (captum) over IMAGE...: <out>/<stem>.<method>.png per image.
+
+    Same outputs and exit codes as `cnnviz gradcam`. The model is copied once (ReLU6 made
+    DeepLift/guided-backprop friendly, in-place ops off); your checkpoint is never changed.
+    """
+    from cnnviz.errors import suggestion
+    from cnnviz.explain.attribute import ATTRIBUTION_METHODS, AttributionError, Attributor
+
+    if method not in ATTRIBUTION_METHODS:
+        raise AttributionError(f"unknown --method {method!r}.{suggestion(method, ATTRIBUTION_METHODS)} Choose from: {', '.join(ATTRIBUTION_METHODS)}.")
+    paths, pre_bad = _gather(images)
+    model, minfo, _ = load(model_spec, weights, device)
+    if layer:
+        from cnnviz.layers import resolve_layer
+
+        resolve_layer(model, layer)
+    tgt = minfo.class_index(target) if target is not None else None
+    att = Attributor(model, method, info=minfo, layer=layer, n_steps=steps, nt_samples=samples, internal_batch_size=internal_batch_size,
+                     window=window, perturbations_per_eval=internal_batch_size, seed=seed)
+    size = (image_size, image_size) if image_size else None
+
+    def explain_fn(x):
+        r = att(x, None if tgt is None else [tgt] * x.shape[0])
+        return r.maps, r.targets, r.probs
+
+    _run_images(paths, pre_bad, explain_fn, minfo, method, out, save_raw, as_json, batch_size, size, {})
+
+
+DEFAULT_FAITH = "gradcam,gradcam++,layercam,eigencam,saliency"
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@model_option
+@click.option("--methods", default=DEFAULT_FAITH, show_default=True, help="Comma-separated CAM and/or attribution methods to compare.")
+@click.option("--layer", default=None, help="CAM layer [last spatial layer].")
+@click.option("--target", default=None, metavar="CLASS", help="Class to explain [each image's top-1].")
+@click.option("--steps", type=click.IntRange(min=2), default=24, show_default=True, help="Deletion/insertion curve steps.")
+@click.option("--no-road", is_flag=True, help="Skip ROAD (its imputation is the slow part).")
+@click.option("--image-size", type=click.IntRange(min=16), default=None, help="Square size the model sees [its input size].")
+@click.option("--out", default="faithfulness", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
+@json_option
+@device_option
+def faithfulness(images, model_spec, weights, methods, layer, target, steps, no_road, image_size, out, as_json, device) -> None:
+    """Rank explanation methods on IMAGE... by deletion AUC (low), insertion AUC (high) and ROAD (high).
+
+    Writes <out>/<stem>.faithfulness.png per image (maps and curves), <out>/faithfulness.md and
+    <out>/faithfulness.json (the table), and prints the ranking (JSON with --json).
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from cnnviz.atomic import write_text
+    from cnnviz.errors import CnnvizError, suggestion
+    from cnnviz.explain.attribute import ATTRIBUTION_METHODS
+    from cnnviz.explain.cam import METHODS, default_cam_layer
+    from cnnviz.explain.faithfulness import evaluate_methods, rank_methods
+    from cnnviz.explain.faithfulness_plot import faithfulness_figure, markdown_table
+    from cnnviz.explain.stream import image_batches, unique_stems
+    from cnnviz.layers import resolve_layer
+
+    wanted = [m.strip() for m in methods.split(",") if m.strip()]
+    known = (*METHODS, *ATTRIBUTION_METHODS)
+    for m in wanted:
+        if m not in known:
+            raise CnnvizError(f"unknown method {m!r} in --methods.{suggestion(m, known)} Choose from: {', '.join(known)}.")
+    if not wanted:
+        raise CnnvizError("--methods is empty")
+    paths, bad = _gather(images)
+    n_pre = len(bad)
+    for _, msg in bad:
+        info(f"skipped: {msg}")
+    model, minfo, _ = load(model_spec, weights, device)
+    if layer:
+        resolve_layer(model, layer)
+    layer = layer or default_cam_layer(model, minfo)
+    tgt = minfo.class_index(target) if target is not None else None
+    size = (image_size, image_size) if image_size else None
+    stems = dict(zip(paths, unique_stems(paths)))
+    per_method: dict[str, list[dict]] = {m: [] for m in wanted}
+    per_image = []
+    out_dir = Path(out)
+    for batch in tqdm(image_batches(paths, minfo, 1, size), total=len(paths), desc="faithfulness", file=sys.stderr, disable=None, leave=False):
+        for _, msg in batch.bad:
+            info(f"skipped: {msg}")
+        bad.extend(batch.bad)
+        if batch.x is None:
+            continue
+        res = evaluate_methods(model, batch.x, wanted, targets=None if tgt is None else [tgt], info=minfo, layer=layer,
+                               steps=steps, with_road=not no_road)
+        t = res[0].targets[0]
+        rows = [r.summary() for r in res]
+        for r in rows:
+            per_method[r["method"]].append(r)
+        p = batch.paths[0]
+        faithfulness_figure(batch.images[0], res, minfo.class_names[t], out_dir / f"{stems[p]}.faithfulness.png")
+        per_image.append({"image": str(p), "target": int(t), "target_name": minfo.class_names[t], "methods": rank_methods(rows)})
+    done = len(per_image)
+    if done:
+        mean = lambda rs, k: None if any(r[k] is None for r in rs) else float(np.mean([r[k] for r in rs]))  # noqa: E731
+        summary = rank_methods([{"method": m, "deletion_auc": mean(rs, "deletion_auc"), "insertion_auc": mean(rs, "insertion_auc"),
+                                 "road": mean(rs, "road"), "seconds": round(float(np.mean([r["seconds"] for r in rs])), 3)}
+                                for m, rs in per_method.items()])
+        doc = {"model": minfo.label, "layer": layer, "images": done, "ranking": summary, "per_image": per_image}
+        import json
+
+        write_text(out_dir / "faithfulness.json", json.dumps(doc, indent=1))
+        table = markdown_table(summary)
+        write_text(out_dir / "faithfulness.md", f"# Faithfulness: {minfo.label}, {done} image(s), layer {layer}\n\n{table}\n")
+        if as_json:
+            emit_json(doc)
+        else:
+            click.echo(table)
+            info(f"wrote {done} figure(s), faithfulness.md and faithfulness.json to {out_dir}/")
+    _finish(bad, len(paths) + n_pre, done)
