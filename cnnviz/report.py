@@ -225,6 +225,8 @@ class Report:
         man_dir.mkdir(parents=True, exist_ok=True)
         entries, results, hashes, labels = [], {i: [] for i in range(len(images))}, [], []
         self._check_layers_somewhere(models)
+        self._seen_layers: set[str] = set()
+        self._all_layers: list[str] = []
         for mi, src in enumerate(models):
             self.progress(f"loading {src.name or src.spec}")
             model, info = load_model(src.spec, weights=src.weights, device=dev)
@@ -244,6 +246,12 @@ class Report:
                                      lambda tmp, im=im: _save_display(im, self.cfg.image_px, tmp))
             imgs.append({"id": f"img{ii}-{im.digest()[:8]}", "name": im.name, "class": im.cls,
                          "src": _rel(d / "image.png", man_dir), "results": results[ii]})
+        missing = [w for w in self.cfg.layers if w not in self._seen_layers]
+        if missing:
+            from cnnviz.errors import suggestion
+
+            raise LayerError(f"--layers {missing[0]!r} is in none of the models.{suggestion(missing[0], self._all_layers)} "
+                             "See `cnnviz layers --model SPEC`.")
         comparison = self._comparison(models, labels, hashes, entries, dataset, data_hash, man_dir, dev)
         self.stats.seconds = time.perf_counter() - t0
         manifest = {"version": 1, "title": title, "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -276,6 +284,11 @@ class Report:
         entry["confusion"] = _rel(d / "confusion.png", man_dir) if meta.get("confusion") else None
         sections: list[dict[str, Any]] = []
         first, chosen = _pick_layers(model, info, self.cfg.layers, name)
+        from cnnviz.layers import layer_names
+
+        names = layer_names(model)
+        self._all_layers.extend(n for n in names if n not in self._all_layers)
+        self._seen_layers.update(w for w in self.cfg.layers if w in names)
         steps: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
             ("filters", lambda: self._filters(name, model, mh, [first] + [c for c in chosen if c != first], man_dir)),
             ("activations", lambda: self._activations(name, model, info, mh, images, chosen, man_dir)),

@@ -165,3 +165,11 @@ def test_cache_key_depends_on_every_part():
     assert base == Cache.key("m", "i", "gradcam", {"px": 224})
     assert len({base, Cache.key("m2", "i", "gradcam", {"px": 224}), Cache.key("m", "i2", "gradcam", {"px": 224}),
                 Cache.key("m", "i", "saliency", {"px": 224}), Cache.key("m", "i", "gradcam", {"px": 225})}) == 5
+
+
+def test_unknown_layer_is_a_clear_error(setup, tmp_path):
+    from cnnviz.errors import LayerError
+
+    root, a, _, imgs = setup
+    with pytest.raises(LayerError, match="features.33.*none of the models"):
+        _run(tmp_path / "cache", [a], imgs[:1], layers=["features.33"])
