@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cnnviz.explain.receptive import receptive_field, receptive_fields
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: on a shared 2-core machine, 2 intra-op threads cost more in sync than they save."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 
 class Branchy(nn.Module):
@@ -93,8 +103,9 @@ def check_against_gradients(model: nn.Module, layers: list[str], size: int) -> N
 def test_vgg16_pool5_matches_distill_table():
     from torchvision.models.vgg import cfgs, make_layers
 
-    torch.manual_seed(0)
-    vgg = make_layers(cfgs["D"])  # torchvision vgg16's `features` (the table covers the conv trunk)
+    with torch.device("meta"):  # skip the random init: the field depends on the graph, not the weights
+        vgg = make_layers(cfgs["D"])  # torchvision vgg16's `features` (the table covers the conv trunk)
+    vgg = vgg.to_empty(device="cpu")
     rf = receptive_field(vgg, (3, 64, 64), "30")  # the field does not depend on the input size here
     assert rf.to_dict() == {"layer": "30", "type": "MaxPool2d", "rf": [212, 212], "stride": [32, 32], "padding": [90, 90]}
     conv1 = receptive_field(vgg, (3, 64, 64), "0")
@@ -159,3 +170,31 @@ def test_rf_restores_model_and_names_bad_layer(tiny_cnn):
     assert by["features.13"].rf == (16, 16) and by["features.13"].stride == (4, 4)
     with pytest.raises(LayerError):
         receptive_field(model, info.input_size, "features.99")
+
+
+def test_mass_radius_of_a_gaussian():
+    from cnnviz.explain.erf import mass_radius
+
+    yy, xx = np.mgrid[0:201, 0:201]
+    s = 12.0
+    g = np.exp(-((yy - 100.0) ** 2 + (xx - 100.0) ** 2) / (2 * s * s))
+    # a 2-D Gaussian holds fraction p within radius s * sqrt(-2 ln(1 - p))
+    assert mass_radius(g, (100.0, 100.0), 0.5) == pytest.approx(s * np.sqrt(2 * np.log(2)), abs=0.6)
+    assert mass_radius(g, (100.0, 100.0), 0.9) == pytest.approx(s * np.sqrt(2 * np.log(10)), abs=0.6)
+
+
+def test_erf_lives_inside_the_analytic_field(tiny_cnn):
+    from cnnviz.explain.erf import effective_receptive_field, render_erfs
+
+    model, info = tiny_cnn
+    e = effective_receptive_field(model, info, "features.10", n=4, seed=0)
+    assert e.heat.shape == (32, 32) and e.heat.sum() == pytest.approx(1.0, abs=1e-4)
+    y0, x0, y1, x1 = e.analytic.region(*e.unit, clip_to=(32, 32))
+    inside = np.zeros_like(e.heat, dtype=bool)
+    inside[y0:y1, x0:x1] = True
+    assert e.heat[~inside].sum() == 0 and e.heat[inside].sum() > 0.99
+    assert 0 < e.r50 < e.r90 <= np.hypot(y1 - y0, x1 - x0) / 2 + 1
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    e2 = effective_receptive_field(model, info, "features.10", images)
+    assert e2.n_images == 3 and not np.allclose(e.heat, e2.heat)
+    assert render_erfs([("a", e), ("b", e2)]).shape[1] > 2 * 200

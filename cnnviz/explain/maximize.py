@@ -46,6 +46,27 @@ class MaximizeResult:
     steps: int
 
 
+class _Adam:
+    """Plain Adam on one tensor. torch.optim's first ``step()`` imports torch._dynamo (5-10 s on a
+    busy CPU), which would dominate a short optimization; the update itself is four lines."""
+
+    def __init__(self, p: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.p, self.lr, self.b1, self.b2, self.eps, self.t = p, lr, betas[0], betas[1], eps, 0
+        self.m, self.v = torch.zeros_like(p), torch.zeros_like(p)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        g = self.p.grad
+        if g is None:
+            return
+        self.t += 1
+        self.m.mul_(self.b1).add_(g, alpha=1 - self.b1)
+        self.v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
+        denom = (self.v / (1 - self.b2**self.t)).sqrt_().add_(self.eps)
+        self.p.addcdiv_(self.m, denom, value=-self.lr / (1 - self.b1**self.t))
+        self.p.grad = None
+
+
 def _model_device(model: nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
@@ -63,6 +84,7 @@ def maximize(
     transforms: str = "standard",
     seed: int = 0,
     progress: Progress | None = None,
+    views: dict | None = None,
 ) -> MaximizeResult:
     """Optimize ``batch`` images to maximize ``objective`` on ``model``.
 
@@ -78,6 +100,7 @@ def maximize(
         transforms: ``"standard"`` (random views) or ``"none"``.
         seed: seeds the initial image and every random view.
         progress: called as ``progress(step, steps)`` after each step.
+        views: overrides for ``fvparam.random_views`` (``strength``, ``scale``, ``degrees``...).
 
     Returns:
         ``MaximizeResult`` with ``images (B, size, size, 3) uint8``.
@@ -93,7 +116,7 @@ def maximize(
     ch, cw = (size, round(size * mw / mh)) if size else (mh, mw)
     gen = torch.Generator().manual_seed(int(seed))
     img_param = ImageParam(batch, c, ch, cw, kind=param, generator=gen, device=device)
-    opt = torch.optim.Adam(img_param.parameters(), lr=lr)
+    opt = _Adam(img_param.raw, lr)
     mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
     layers = sorted(objective.layers)
@@ -107,11 +130,10 @@ def maximize(
         for step in range(steps):
             img = img_param()
             if transforms == "standard":
-                view = random_views(img, (mh, mw), gen)
+                view = random_views(img, (mh, mw), gen, **(views or {}))
             else:
                 view = fit_view(img, (mh, mw))
             values = forward(probe, view)
-            opt.zero_grad(set_to_none=True)
             (-values.sum()).backward()
             opt.step()
             if progress is not None:
