@@ -174,9 +174,14 @@ def _print_summary(doc: dict) -> None:
         click.echo(f"  {r['a']} -> {r['b']}: {groups}")
     ca = doc["cam_agreement"]
     if ca.get("pairs"):
-        click.echo(f"Grad-CAM agreement (IoU of top-{ca['top_fraction']:.0%} regions; chance {ca['pairs'][0]['random_iou']:.2f}):")
+        layers = ", ".join(f"[{pos[n]}] {layer}" for n, layer in ca["layers"].items())
+        click.echo(f"Grad-CAM agreement (IoU of top-{ca['top_fraction']:.0%} regions; chance {ca['pairs'][0]['random_iou']:.2f}; layers {layers}):")
         for p in ca["pairs"]:
-            click.echo(f"  [{pos[p['a']]}] vs [{pos[p['b']]}]  mean {p['mean_iou']:.3f}  median {p['median_iou']:.3f}")
+            if p["mean_iou"] is None:
+                click.echo(f"  [{pos[p['a']]}] vs [{pos[p['b']]}]  no image where both maps are non-empty")
+                continue
+            click.echo(f"  [{pos[p['a']]}] vs [{pos[p['b']]}]  mean {p['mean_iou']:.3f}  median {p['median_iou']:.3f}"
+                       f"  ({p['n']} images; {p['empty']} skipped: an empty Grad-CAM)")
     pc = doc["per_class"]
     if pc.get("status") == "ok":
         for p in pc["pairs"]:

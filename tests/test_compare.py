@@ -184,3 +184,14 @@ def test_cli_compare_json_and_files(tmp_path):
     assert bad.exit_code == 2 and "nope.7" in bad.output and not (tmp_path / "bad").exists()
     one = CliRunner().invoke(cli, ["compare", "--model", "simplecnn", "--data", str(tmp_path / "data")])
     assert one.exit_code == 2 and "at least two" in one.output
+
+
+def test_empty_cams_are_excluded_from_agreement():
+    m = np.zeros((8, 8), np.float32)
+    m[:2] = 1.0
+    assert np.isnan(cam_iou(m, np.zeros((8, 8), np.float32)))
+    acc = AgreementAccumulator("a", "b")
+    acc.update(np.stack([m, m]), np.stack([np.zeros_like(m), m]), [0, 1])
+    d = acc.to_dict()
+    assert (d["n"], d["empty"], d["mean_iou"]) == (1, 1, 1.0) and d["ious"] == [None, 1.0]
+    assert [w[0] for w in acc.worst()] == [1]

@@ -37,8 +37,19 @@ def common_size(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return resize_map(a, (h, w)), resize_map(b, (h, w))
 
 
+def is_empty(m: np.ndarray, eps: float = 1e-6) -> bool:
+    """True for a (near-)constant map: Grad-CAM found no positive evidence, so it has no top region."""
+    m = np.asarray(m, np.float32)
+    return bool(m.size == 0 or float(m.max()) - float(m.min()) < eps)
+
+
 def cam_iou(a: np.ndarray, b: np.ndarray, frac: float = 0.2) -> float:
-    """IoU of the top-``frac`` regions of two ``(H, W)`` maps (resized to a common size when they differ)."""
+    """IoU of the top-``frac`` regions of two ``(H, W)`` maps (resized to a common size when they differ).
+
+    NaN when either map is empty (constant): there is no region to compare.
+    """
+    if is_empty(a) or is_empty(b):
+        return float("nan")
     a, b = common_size(np.asarray(a, np.float32), np.asarray(b, np.float32))
     ma, mb = top_region(a, frac), top_region(b, frac)
     union = np.logical_or(ma, mb).sum()
@@ -47,7 +58,11 @@ def cam_iou(a: np.ndarray, b: np.ndarray, frac: float = 0.2) -> float:
 
 @dataclass
 class AgreementAccumulator:
-    """Streams per-image IoUs of one model pair; keeps the ``keep`` least-agreeing images' maps."""
+    """Streams per-image IoUs of one model pair; keeps the ``keep`` least-agreeing images' maps.
+
+    Images where either model's map is empty (IoU NaN) are counted in ``empty`` and left out of
+    the statistics and examples.
+    """
 
     a: str
     b: str
@@ -63,6 +78,8 @@ class AgreementAccumulator:
             v = cam_iou(ma, mb, self.frac)
             self.ious.append(v)
             self.indices.append(int(i))
+            if not np.isfinite(v):
+                continue
             item = (-v, int(i), np.asarray(ma, np.float32), np.asarray(mb, np.float32))
             if len(self._worst) < self.keep:
                 heapq.heappush(self._worst, item)
@@ -75,14 +92,15 @@ class AgreementAccumulator:
 
     def to_dict(self, max_listed: int = 16) -> dict[str, Any]:
         v = np.asarray(self.ious, dtype=np.float64)
-        order = np.argsort(v, kind="stable")[:max_listed]
+        ok = np.isfinite(v)
+        order = [k for k in np.argsort(np.where(ok, v, np.inf), kind="stable") if ok[k]][:max_listed]
         return {
-            "a": self.a, "b": self.b, "top_fraction": self.frac, "n": int(v.size),
-            "mean_iou": float(v.mean()) if v.size else None,
-            "median_iou": float(np.median(v)) if v.size else None,
+            "a": self.a, "b": self.b, "top_fraction": self.frac, "n": int(ok.sum()), "empty": int((~ok).sum()),
+            "mean_iou": float(v[ok].mean()) if ok.any() else None,
+            "median_iou": float(np.median(v[ok])) if ok.any() else None,
             "random_iou": random_iou(self.frac),
-            "low_agreement": int((v < random_iou(self.frac) * 2).sum()),
-            "ious": [round(float(x), 4) for x in v],
+            "low_agreement": int((v[ok] < random_iou(self.frac) * 2).sum()),
+            "ious": [round(float(x), 4) if np.isfinite(x) else None for x in v],
             "indices": list(self.indices),
             "disagreeing": [{"index": int(self.indices[k]), "iou": float(v[k])} for k in order],
         }

@@ -195,9 +195,7 @@ def compare_models(
     agree = {(i, j): AgreementAccumulator(names[i], names[j], cam_fraction) for i, j in pairs} if cam else {}
     cam_layers: list[str] = []
     if cam:
-        from cnnviz.explain.cam import default_cam_layer
-
-        cam_layers = [default_cam_layer(m, info) for m, info in models]
+        cam_layers = [agreement_layer(m, info) for m, info in models]
 
     moved = []
     for m, _ in models:
@@ -253,6 +251,23 @@ def compare_models(
         dataset=dataset,
         cam_examples={(a.a, a.b): a.worst() for a in agree.values()},
     )
+
+
+def agreement_layer(model: nn.Module, info: Any, min_side: int = 4) -> str:
+    """The Grad-CAM layer for attention agreement: ``default_cam_layer`` unless its map is coarser than
+    ``min_side`` x ``min_side`` (Lite0 at 64 px ends at 2x2, where a top-20% region is one blurred corner);
+    then the deepest stage output that still has ``min_side`` positions per side.
+    """
+    from cnnviz.compare.layersel import forward_shapes, stage_layers
+    from cnnviz.explain.cam import default_cam_layer
+
+    layer = default_cam_layer(model, info)
+    order, shapes = forward_shapes(model, tuple(info.input_size))
+    s = shapes.get(layer)
+    if s is None or len(s) != 4 or min(s[2:]) >= min_side:
+        return layer
+    finer = [n for n in stage_layers(model, order, shapes) if min(shapes[n][2:]) >= min_side]
+    return finer[-1] if finer else layer
 
 
 def _model_entry(name: str, info: Any, pred: np.ndarray, y: np.ndarray, on_task: bool) -> dict[str, Any]:

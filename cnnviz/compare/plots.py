@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
 def _short(name: str, n: int = 28) -> str:
     return name if len(name) <= n else name[: n - 1] + "…"
 
@@ -112,8 +116,8 @@ def agreement_figure(pairs: Sequence[dict[str, Any]]) -> Any:
     ax = fig.add_subplot(1, 1, 1)
     bins = np.linspace(0, 1, 21)
     for k, p in enumerate(pairs):
-        ax.hist(p["ious"], bins=bins, histtype="step", lw=1.8, color=_COLORS[k % len(_COLORS)],
-                label=f"{_short(p['a'], 22)} vs {_short(p['b'], 22)} (mean {p['mean_iou']:.2f})")
+        ax.hist([v for v in p["ious"] if v is not None], bins=bins, histtype="step", lw=1.8, color=_COLORS[k % len(_COLORS)],
+                label=f"{_short(p['a'], 22)} vs {_short(p['b'], 22)} (mean {_fmt(p['mean_iou'])})")
     if pairs:
         ax.axvline(pairs[0]["random_iou"], ls="--", color="gray", lw=1, label="chance")
     ax.set_xlabel(f"IoU of the top-{int(round(100 * (pairs[0]['top_fraction'] if pairs else 0.2)))}% Grad-CAM regions")
@@ -204,7 +208,7 @@ def takeaways(comp: Any, tag: dict[str, str] | None = None) -> list[str]:
     for r in drifts[:2]:
         g = max(r["groups"], key=lambda d: d["rel_change"])
         out.append(f"{T(r['b'])} moved most at {g['group']} (Δ {g['rel_change']:.2f} of ||W|| vs {T(r['a'])})")
-    ag = comp.cam_agreement.get("pairs") or []
+    ag = [p for p in comp.cam_agreement.get("pairs") or [] if p["mean_iou"] is not None]
     if ag:
         p = min(ag, key=lambda p: p["mean_iou"])
         out.append(f"Grad-CAM IoU lowest for {T(p['a'])} & {T(p['b'])}: {p['mean_iou']:.2f} (chance {p['random_iou']:.2f})")
@@ -275,7 +279,7 @@ def summary_figure(comp: Any) -> Any:
     ax = fig.add_subplot(2, 3, 4)
     ag = comp.cam_agreement.get("pairs") or []
     if ag:
-        ax.barh(range(len(ag)), [p["mean_iou"] for p in ag], color="#9467bd")
+        ax.barh(range(len(ag)), [p["mean_iou"] or 0.0 for p in ag], color="#9467bd")
         ax.set_yticks(range(len(ag)), [f"{tag[p['a']]} vs {tag[p['b']]}" for p in ag], fontsize=7)
         ax.axvline(ag[0]["random_iou"], ls="--", color="gray", label="chance")
         ax.set_xlim(0, 1)
