@@ -15,8 +15,9 @@ MODES = ("scratch", "lp", "ft", "lpft")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "onecycle", "none")
 AUGMENTS = ("none", "basic", "strong")
-# default learning rates per optimizer: (whole network, linear probe)
-DEFAULT_LR = {"adamw": (1e-3, 1e-2), "sgd": (5e-2, 1e-1)}
+# default learning rates per optimizer: scratch (whole network from random init), fine-tuning a
+# pretrained network (lower: large steps distort the features worth keeping), linear probe
+DEFAULT_LR = {"adamw": {"scratch": 1e-3, "ft": 3e-4, "lp": 1e-2}, "sgd": {"scratch": 5e-2, "ft": 1e-2, "lp": 1e-1}}
 # fields that define the recipe: --resume refuses to continue a run started with different ones
 RECIPE_FIELDS = ("data", "model", "weights", "mode", "epochs", "lp_epochs", "image_size", "batch_size", "lr", "lp_lr",
                  "backbone_lr_scale", "optimizer", "weight_decay", "scheduler", "augment", "label_smoothing", "limit",
@@ -32,7 +33,8 @@ class TrainConfig:
     """Everything a training run needs; defaults give a sensible CPU run.
 
     ``lr`` is the learning rate of the whole-network phases (scratch, ft, the FT part of lpft) and
-    ``lp_lr`` of the linear-probe phases; None picks ``DEFAULT_LR[optimizer]``. ``backbone_lr_scale``
+    ``lp_lr`` of the linear-probe phases; None picks ``DEFAULT_LR[optimizer]`` (AdamW: 1e-3 from
+    scratch, 3e-4 when fine-tuning pretrained weights, 1e-2 for the probe). ``backbone_lr_scale``
     multiplies the backbone's LR during fine-tuning (the head keeps ``lr``). ``image_size`` None means
     the data's own size for simplecnn, and at least 64 px for ImageNet architectures.
     ``stop_after`` ends the run after that many epochs in total, as if it were killed (for tests
@@ -116,10 +118,11 @@ class TrainConfig:
         return "lp" if epoch < self.lp_epoch_count else "train"
 
     def learning_rate(self, phase: str) -> float:
-        whole, probe = DEFAULT_LR[self.optimizer]
+        """The base LR of ``phase`` (``lp`` or ``train``): the flag, else ``DEFAULT_LR``."""
+        table = DEFAULT_LR[self.optimizer]
         if phase == "lp":
-            return float(self.lp_lr if self.lp_lr is not None else probe)
-        return float(self.lr if self.lr is not None else whole)
+            return float(self.lp_lr if self.lp_lr is not None else table["lp"])
+        return float(self.lr if self.lr is not None else table["ft" if self.pretrained else "scratch"])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -329,7 +329,11 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
     K = info.num_classes
     etf = eval_transform(info)
     ttf = etf if cfg.augment == "none" else train_transform(info, cfg.augment)
-    tr = _Source(train_ds, ttf, cfg.batch_size, cfg.num_workers)
+    # --batch-size is the global batch: each of N processes takes batch/N, so N processes follow
+    # the same optimization path (steps, LR schedule) as one.
+    if cfg.batch_size < ctx.world_size:
+        raise TrainError(f"--batch-size {cfg.batch_size} is smaller than the {ctx.world_size} processes; it is the global batch.")
+    tr = _Source(train_ds, ttf, cfg.batch_size // ctx.world_size, cfg.num_workers)
     ev = _Source(eval_ds, etf, max(cfg.batch_size, 128), cfg.num_workers)
     eval_idx = D.shard(len(eval_ds), ctx)
     per_image = 4 * info.in_chans * info.input_size[1] * info.input_size[2]
@@ -343,7 +347,7 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
 
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed)
     per_rank = len(sampler)
-    drop_last = per_rank >= cfg.batch_size
+    drop_last = per_rank >= tr.batch_size
     steps = tr.n_batches(per_rank, drop_last)
     crit = make_criterion(cfg)
 
@@ -382,7 +386,7 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
                 model.eval()
             else:
                 model.train()
-            lr = opt.param_groups[0]["lr"]
+            lr = max(g["lr"] for g in opt.param_groups)
             desc = f"epoch {epoch + 1}/{cfg.epochs} {'LP' if phase == 'lp' else cfg.mode}"
             try:
                 tl, ta = _train_epoch(fwd, tr.batches(order, drop_last), steps, opt, sched, crit, acc, ctx, desc,

@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def setting_name(model: str, mode: str, lr: float) -> str:
-    arch = Path(model.split(":", 1)[-1] if not model.endswith(".pt") else model).stem
-    return f"{arch}-{mode}-lr{lr:g}".replace("/", "_").replace(",", "_").replace("=", "")
+    """Folder name of one setting, e.g. ``efficientnet_lite0-lpft-lr0.001``, ``simplecnn-width8-scratch-lr0.01``."""
+    arch = Path(model).stem if model.endswith((".pt", ".pth", ".ckpt")) else model.removeprefix("timm:")
+    arch = arch.replace(":", "-").replace(",", "-").replace("=", "").replace("/", "_")
+    return f"{arch}-{mode}-lr{lr:g}"
 
 
 def sweep_configs(base: TrainConfig, lrs: Sequence[float], modes: Sequence[str] | None = None,

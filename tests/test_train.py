@@ -1,0 +1,189 @@
+"""cnnviz.train: modes, feature cache, resume, divergence, metrics, sweep (tiny simplecnn on 28 px Fashion-MNIST)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cnnviz.train import TrainConfig, TrainError, evaluate_model, run_sweep, train_run
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+pytestmark = pytest.mark.skipif(not FMNIST.is_file(), reason="dataset-fashion-mnist not installed")
+TINY = "simplecnn:width=4,depth=2"
+
+
+def tiny_cfg(out: Path, **kw) -> TrainConfig:
+    base = dict(data="fashion-mnist", model=TINY, mode="scratch", epochs=2, limit=160, eval_limit=80, batch_size=32,
+                device="cpu", out=str(out), tensorboard=False, lr=3e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def scratch_run(tmp_path_factory):
+    """A finished tiny scratch run (also the 'pretrained' start for lp/ft tests)."""
+    out = tmp_path_factory.mktemp("runs") / "scratch"
+    m = train_run(tiny_cfg(out, epochs=3, tensorboard=True), progress=False)
+    return out, m
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    from cnnviz.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)["state_dict"]
+
+
+def test_scratch_run_writes_run_dir(scratch_run):
+    from cnnviz.data import open_split
+    from cnnviz.models import load_model
+
+    out, m = scratch_run
+    for name in ("ckpt.pt", "metrics.json", "confusion.png", "curves.png"):
+        assert (out / name).is_file(), name
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    disk = json.loads((out / "metrics.json").read_text())
+    assert disk["test_accuracy"] == m["test_accuracy"] and disk["world_size"] == 1
+    assert [h["epoch"] for h in disk["history"]] == [1, 2, 3]
+    assert set(disk["history"][0]) >= {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+    assert disk["history"][-1]["train_loss"] < disk["history"][0]["train_loss"]  # it learns something
+    assert set(disk["per_class"]["Trouser"]) == {"precision", "recall", "f1", "support"}
+    assert np.asarray(disk["confusion"]).sum() == disk["num_test_images"] == 80
+    model, info = load_model(str(out / "ckpt.pt"))
+    assert info.mode == "scratch" and info.class_names[0] == "T-shirt/top" and info.input_size == (1, 28, 28)
+    assert info.metrics["test_accuracy"] == m["test_accuracy"] and info.config["limit"] == 160
+    # the checkpoint scores the same on the same evaluation images
+    ev = evaluate_model(model, info, open_split("fashion-mnist", "test", limit=80, seed=0))
+    assert ev["accuracy"] == pytest.approx(m["test_accuracy"]) and ev["confusion"] == disk["confusion"]
+
+
+def test_lp_freezes_backbone_and_bn_stats(scratch_run, tmp_path):
+    src, _ = scratch_run
+    out = tmp_path / "lp"
+    m = train_run(tiny_cfg(out, model=str(src / "ckpt.pt"), mode="lp", epochs=2), progress=False)
+    before, after = _state(src / "ckpt.pt"), _state(out / "ckpt.pt")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"classifier.2.weight", "classifier.2.bias"}  # BN running stats included in the unchanged rest
+    assert [h["phase"] for h in m["history"]] == ["lp", "lp"]
+
+
+def test_lp_feature_cache_matches_frozen_forward(scratch_run, tmp_path):
+    src, _ = scratch_run
+    a = train_run(tiny_cfg(tmp_path / "a", model=str(src / "ckpt.pt"), mode="lp", epochs=2), progress=False)
+    b = train_run(tiny_cfg(tmp_path / "b", model=str(src / "ckpt.pt"), mode="lp", epochs=2, cache_features=False), progress=False)
+    sa, sb = _state(tmp_path / "a" / "ckpt.pt"), _state(tmp_path / "b" / "ckpt.pt")
+    assert torch.allclose(sa["classifier.2.weight"], sb["classifier.2.weight"], atol=1e-5)
+    assert a["history"][-1]["train_loss"] == pytest.approx(b["history"][-1]["train_loss"], rel=1e-4)
+
+
+def test_lpft_probes_then_finetunes(scratch_run, tmp_path):
+    src, _ = scratch_run
+    out = tmp_path / "lpft"
+    m = train_run(tiny_cfg(out, model=str(src / "ckpt.pt"), mode="lpft", epochs=3, lp_epochs=1, backbone_lr_scale=0.5), progress=False)
+    assert [h["phase"] for h in m["history"]] == ["lp", "train", "train"]
+    assert m["history"][1]["lr"] == pytest.approx(3e-3)  # the FT phase starts its own schedule at --lr
+    before, after = _state(src / "ckpt.pt"), _state(out / "ckpt.pt")
+    assert not torch.equal(before["features.0.weight"], after["features.0.weight"])
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    kw = dict(epochs=3, augment="basic", scheduler="onecycle")  # augmentation + dropout draw from the RNG
+    full = train_run(tiny_cfg(tmp_path / "full", **kw), progress=False)
+    part = train_run(tiny_cfg(tmp_path / "part", stop_after=1, **kw), progress=False)
+    assert part == {"stopped_after": 1, "history": part["history"]} and not (tmp_path / "part" / "metrics.json").exists()
+    resumed = train_run(tiny_cfg(tmp_path / "part", resume=True, **kw), progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    for h1, h2 in zip(full["history"], resumed["history"]):
+        assert h1["train_loss"] == pytest.approx(h2["train_loss"], rel=1e-5)
+        assert h1["val_accuracy"] == h2["val_accuracy"]
+    sf, sr = _state(tmp_path / "full" / "ckpt.pt"), _state(tmp_path / "part" / "ckpt.pt")
+    assert all(torch.allclose(sf[k].float(), sr[k].float(), atol=1e-5) for k in sf)
+
+
+def test_resume_refuses_a_different_recipe(tmp_path):
+    train_run(tiny_cfg(tmp_path / "r", epochs=2, stop_after=1), progress=False)
+    with pytest.raises(TrainError, match="lr=0.003"):
+        train_run(tiny_cfg(tmp_path / "r", epochs=2, resume=True, lr=0.1), progress=False)
+
+
+def test_diverged_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    from cnnviz.checkpoint import load_checkpoint
+    from cnnviz.train import loop
+
+    out = tmp_path / "nan"
+    train_run(tiny_cfg(out, epochs=3, stop_after=1), progress=False)
+    good = _state(out / "ckpt.pt")
+
+    class NanLoss(torch.nn.Module):
+        def forward(self, logits, y):
+            return torch.nn.functional.cross_entropy(logits, y) * float("nan")
+
+    monkeypatch.setattr(loop, "make_criterion", lambda cfg: NanLoss())
+    with pytest.raises(TrainError, match=r"diverged.*epoch 2.*last good checkpoint \(epoch 1\)"):
+        train_run(tiny_cfg(out, epochs=3, resume=True), progress=False)
+    kept = load_checkpoint(out / "ckpt.pt")
+    assert kept["train_state"]["epoch"] == 1 and all(torch.equal(good[k], kept["state_dict"][k]) for k in good)
+
+
+def test_config_validation():
+    with pytest.raises(TrainError, match="--mode"):
+        TrainConfig(mode="probe").validate()
+    with pytest.raises(TrainError, match="lpft needs"):
+        TrainConfig(mode="lpft", epochs=1).validate()
+    with pytest.raises(TrainError, match="--lp-epochs"):
+        TrainConfig(mode="lpft", epochs=3, lp_epochs=3).validate()
+    c = TrainConfig(mode="lpft", epochs=5)
+    assert [c.phase(e) for e in range(5)] == ["lp", "lp", "train", "train", "train"]
+    assert c.learning_rate("lp") == 1e-2 and c.learning_rate("train") == 3e-4
+    assert TrainConfig(mode="scratch").learning_rate("train") == 1e-3
+    assert TrainConfig.from_dict({**c.to_dict(), "unknown": 1}) == c
+
+
+def test_lp_on_simplecnn_without_weights_is_a_clear_error(tmp_path):
+    with pytest.raises(TrainError, match="simplecnn has none"):
+        train_run(tiny_cfg(tmp_path / "x", mode="lp"), progress=False)
+
+
+def test_grayscale_feeds_rgb_pretrained_model_at_any_size():
+    from cnnviz.data import eval_transform
+    from cnnviz.train.modes import backbone_features, build_for_mode
+
+    cfg = TrainConfig(model="efficientnet_lite0", mode="lpft", image_size=40)
+    model, info = build_for_mode(cfg, [f"c{i}" for i in range(7)], data_chans=1, native=(28, 28))
+    assert info.input_size == (3, 40, 40) and info.num_classes == 7 and info.weights == "pretrained"
+    from PIL import Image
+
+    x = eval_transform(info)(Image.new("L", (28, 28), 128)).unsqueeze(0)
+    model.eval()
+    assert tuple(model(x).shape) == (1, 7)
+    assert backbone_features(model, x).shape[1] == model.num_features  # the head is restored afterwards
+    assert model.get_submodule("classifier").out_features == 7
+
+
+def test_summarize_metrics():
+    from cnnviz.train.metrics import confusion_matrix, summarize
+
+    t = np.array([0, 0, 0, 1, 1, 2])
+    p = np.array([0, 0, 1, 1, 2, 2])
+    c = confusion_matrix(t, p, 3)
+    assert c.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    s = summarize(c, ["a", "b", "c"])
+    assert s["accuracy"] == pytest.approx(4 / 6)
+    assert s["per_class"]["a"] == {"precision": 1.0, "recall": pytest.approx(0.6667, abs=1e-4), "f1": 0.8, "support": 3}
+    assert s["per_class"]["b"]["precision"] == 0.5 and s["per_class"]["c"]["recall"] == 1.0
+
+
+def test_sweep_trains_each_setting_once(tmp_path):
+    base = tiny_cfg(tmp_path, epochs=1)
+    rows = run_sweep(base, [1e-3, 1e-2], out=tmp_path / "sw", progress=False)
+    assert [r["lr"] for r in rows] == [1e-3, 1e-2]
+    for f in ("summary.json", "summary.md", "sweep.png"):
+        assert (tmp_path / "sw" / f).is_file()
+    first = (tmp_path / "sw" / "simplecnn-width4-depth2-scratch-lr0.001" / "ckpt.pt").stat().st_mtime_ns
+    again = run_sweep(dataclasses.replace(base), [1e-3], out=tmp_path / "sw", progress=False)
+    assert (tmp_path / "sw" / "simplecnn-width4-depth2-scratch-lr0.001" / "ckpt.pt").stat().st_mtime_ns == first  # reused
+    assert again[0]["test_accuracy"] == rows[0]["test_accuracy"]
