@@ -211,22 +211,24 @@ def attribute(images, model_spec, weights, method, layer, steps, samples, intern
     _run_images(paths, pre_bad, explain_fn, minfo, method, out, save_raw, as_json, batch_size, size, {})
 
 
-DEFAULT_FAITH = "gradcam,gradcam++,layercam,eigencam,saliency"
+DEFAULT_FAITH = "gradcam,gradcam++,layercam,eigencam,saliency,random"
 
 
 @click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @model_option
-@click.option("--methods", default=DEFAULT_FAITH, show_default=True, help="Comma-separated CAM and/or attribution methods to compare.")
+@click.option("--methods", default=DEFAULT_FAITH, show_default=True,
+              help="Comma-separated CAM and/or attribution methods to compare; `random` is the baseline to beat.")
 @click.option("--layer", default=None, help="CAM layer [last spatial layer].")
 @click.option("--target", default=None, metavar="CLASS", help="Class to explain [each image's top-1].")
 @click.option("--steps", type=click.IntRange(min=2), default=24, show_default=True, help="Deletion/insertion curve steps.")
+@click.option("--patch", type=click.IntRange(min=1), default=None, help="Deletion/insertion block size in pixels [input size / 14; 1 = per pixel].")
 @click.option("--no-road", is_flag=True, help="Skip ROAD (its imputation is the slow part).")
 @click.option("--image-size", type=click.IntRange(min=16), default=None, help="Square size the model sees [its input size].")
 @click.option("--out", default="faithfulness", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @json_option
 @device_option
-def faithfulness(images, model_spec, weights, methods, layer, target, steps, no_road, image_size, out, as_json, device) -> None:
+def faithfulness(images, model_spec, weights, methods, layer, target, steps, patch, no_road, image_size, out, as_json, device) -> None:
     """Rank explanation methods on IMAGE... by deletion AUC (low), insertion AUC (high) and ROAD (high).
 
     Writes <out>/<stem>.faithfulness.png per image (maps and curves), <out>/faithfulness.md and
@@ -245,7 +247,7 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, no_
     from cnnviz.layers import resolve_layer
 
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
-    known = (*METHODS, *ATTRIBUTION_METHODS)
+    known = (*METHODS, *ATTRIBUTION_METHODS, "random")
     for m in wanted:
         if m not in known:
             raise CnnvizError(f"unknown method {m!r} in --methods.{suggestion(m, known)} Choose from: {', '.join(known)}.")
@@ -272,7 +274,7 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, no_
         if batch.x is None:
             continue
         res = evaluate_methods(model, batch.x, wanted, targets=None if tgt is None else [tgt], info=minfo, layer=layer,
-                               steps=steps, with_road=not no_road)
+                               steps=steps, with_road=not no_road, patch=patch)
         t = res[0].targets[0]
         rows = [r.summary() for r in res]
         for r in rows:

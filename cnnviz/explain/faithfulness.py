@@ -96,17 +96,27 @@ def _blur(x: torch.Tensor, ksize: int = 11, sigma: float = 5.0) -> torch.Tensor:
 
 
 def deletion_insertion(model: nn.Module, x: torch.Tensor, maps: np.ndarray, targets: Sequence[int], *,
-                       info: "ModelInfo | None" = None, steps: int = 24, batch_size: int = 16) -> Faithfulness:  # noqa: F821
+                       info: "ModelInfo | None" = None, steps: int = 24, batch_size: int = 16,  # noqa: F821
+                       patch: int | None = None) -> Faithfulness:
     """Deletion and insertion curves/AUCs of ``maps`` ``(B, H, W)`` for inputs ``x`` ``(B, C, H, W)``.
 
     Pixels are ranked by the map (most salient first); step k of ``steps`` has removed (deletion,
     to a black image) or restored (insertion, from a blur) the top k/steps of them. The score is
     the softmax probability of each image's target class; AUC is the trapezoid mean over [0, 1].
+
+    ``patch`` (default H/14, 16 px at 224): maps are averaged over patch x patch blocks before
+    ranking, so every method removes regions. Removing scattered single pixels is adversarial
+    noise that kills any prediction, and would crown spiky gradient maps (and random ones).
+    ``patch=1`` is pixel-level RISE.
     """
     b, c, h, w = x.shape
     m = torch.as_tensor(np.asarray(maps, dtype=np.float32))
     if tuple(m.shape) != (b, h, w):
         raise CnnvizError(f"maps must be (B, H, W) = {(b, h, w)} to match x; got {tuple(m.shape)}")
+    patch = max(1, min(h, w) // 14) if patch is None else max(1, int(patch))
+    if patch > 1:  # block means, broadcast back to pixels; a tiny position term keeps blocks whole on ties
+        pooled = torch.nn.functional.avg_pool2d(m[:, None], patch, ceil_mode=True)
+        m = torch.nn.functional.interpolate(pooled, scale_factor=patch, mode="nearest")[:, 0, :h, :w]
     dev = next((p.device for p in model.parameters()), x.device)
     x = x.detach().to(dev).float()
     black, blurred = _black(x, info), _blur(x)
@@ -203,13 +213,21 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, *, targets: Sequence
         kw = {"layer": layer} if method == "guided-gradcam" else {}
         r = compute_attributions(model, x, method=method, targets=targets, info=info, **kw)
         return r.maps, r.targets
-    allm = (*METHODS, *ATTRIBUTION_METHODS)
+    if method == "random":  # the reference any method should beat: a seeded uniform random map
+        b, _, h, w = x.shape
+        if targets is None:
+            with _frozen_eval(model), torch.no_grad():
+                targets = model(x).argmax(1).tolist()
+        g = np.random.default_rng(0)
+        return g.random((b, h, w), dtype=np.float32), [int(t) for t in targets]
+    allm = (*METHODS, *ATTRIBUTION_METHODS, "random")
     raise CnnvizError(f"unknown method {method!r}.{suggestion(method, allm)} Methods: {', '.join(allm)}.")
 
 
 def evaluate_methods(model: nn.Module, x: torch.Tensor, methods: Sequence[str], *, targets: Sequence[int] | None = None,
                      info: "ModelInfo | None" = None, layer: str | None = None, steps: int = 24,  # noqa: F821
-                     with_road: bool = True, road_percentiles: Sequence[int] = (20, 40, 60, 80), batch_size: int = 16) -> list[MethodScores]:
+                     with_road: bool = True, road_percentiles: Sequence[int] = (20, 40, 60, 80), batch_size: int = 16,
+                     patch: int | None = None) -> list[MethodScores]:
     """Explain ``x`` ``(B, C, H, W)`` with each method and score every map; one ``MethodScores`` per method."""
     import time
 
@@ -222,7 +240,7 @@ def evaluate_methods(model: nn.Module, x: torch.Tensor, methods: Sequence[str], 
         t0 = time.perf_counter()
         maps, t = explain(model, x, method, targets=targets, info=info, layer=layer)
         secs = time.perf_counter() - t0
-        f = deletion_insertion(model, x, maps, t, info=info, steps=steps, batch_size=batch_size)
+        f = deletion_insertion(model, x, maps, t, info=info, steps=steps, batch_size=batch_size, patch=patch)
         if with_road:
             f.road = road(model, x, maps, t, road_percentiles)
         out.append(MethodScores(method, maps, f, list(t), secs))
