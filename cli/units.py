@@ -48,8 +48,8 @@ def _parse_yx(text: str | None) -> tuple[int, int] | None:
               help="Decorrelated Fourier + colour parameterization, or raw pixels.")
 @click.option("--transforms", type=click.Choice(["standard", "none"]), default="standard", show_default=True,
               help="Random pad/jitter/scale/rotate views each step (scaled to the input size), or none.")
-@click.option("--objective", "class_mode", type=click.Choice(["logprob", "logit"]), default="logprob", show_default=True,
-              help="For classes: log-softmax (specific to the class) or the raw logit.")
+@click.option("--objective", "class_mode", type=click.Choice(["logit", "logprob"]), default="logit", show_default=True,
+              help="For classes: the raw logit, or its log-softmax (also pushes other classes down; saturates early).")
 @click.option("--diversity", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images per objective, pushed apart by a diversity term.")
 @click.option("--diversity-weight", type=float, default=1e-2, show_default=True, help="Strength of the diversity term.")

@@ -156,7 +156,7 @@ def default_diversity_layer(model: nn.Module, info: "ModelInfo") -> str:  # noqa
     return names[min(len(names) - 1, (2 * len(names)) // 3)]
 
 
-def class_objective(classes: Sequence[int], mode: str = "logprob") -> Objective:
+def class_objective(classes: Sequence[int], mode: str = "logit") -> Objective:
     """Image ``i`` maximizes class ``classes[i]``."""
     obj: Objective | None = None
     for i, k in enumerate(classes):
@@ -176,12 +176,14 @@ def maximize_classes(
     size: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
-    mode: str = "logprob",
+    mode: str = "logit",
     **kwargs,
 ) -> np.ndarray:
     """One class-maximizing image per entry of ``classes``, optimized as one batch.
 
-    Returns ``(N, H, W, 3) uint8``. ``mode`` is the class objective (see ``class_logit``).
+    Returns ``(N, H, W, 3) uint8``. ``mode`` is the class objective (see ``class_logit``): the raw
+    logit (default) keeps climbing and gives images another network recognizes more often than
+    log-softmax, which saturates once the class wins (docs/bench/units.md).
     """
     for k in classes:
         if not 0 <= int(k) < info.num_classes:

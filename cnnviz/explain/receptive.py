@@ -111,6 +111,7 @@ _SPATIAL_MIXERS = {"matmul", "bmm", "mm", "einsum", "baddbmm", "addmm", "scaled_
 _REDUCTIONS = {"mean", "sum", "amax", "amin", "std", "var", "logsumexp", "prod", "norm", "max", "min", "median", "nansum",
                "nanmean"}
 _CONV = {"conv2d", "_conv_forward"}
+_NORMS = {"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"}
 _POOLS = {"max_pool2d", "avg_pool2d", "lp_pool2d", "max_pool2d_with_indices", "_max_pool2d", "fractional_max_pool2d"}
 _ADAPTIVE = {"adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices", "_adaptive_max_pool2d"}
 _VIEWS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose", "unflatten", "chunk", "split",
@@ -175,8 +176,12 @@ class _Tracer(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
         name = getattr(func, "__name__", "")
+        x0 = args[0] if args else None
+        if name in _NORMS and isinstance(x0, torch.Tensor) and x0.is_meta:
+            out = torch.empty_like(x0)  # meta norms run as slow Python decompositions; the shape is all we need
+        else:
+            out = func(*args, **kwargs)
         if name in ("__get__", "__set__", "size", "dim", "numel", "_set_grad_enabled", "is_floating_point", "__len__"):
             return out
         inputs = [a for a in list(args) + list(kwargs.values()) for a in (a if isinstance(a, (list, tuple)) else [a])]
@@ -293,6 +298,31 @@ class _Tracer(TorchFunctionMode):
         return _globalize(st)
 
 
+def _trace(model: nn.Module, input_size: Sequence[int], names: list[str], meta: bool):
+    """One traced forward of a zero image -> (tracer, activations by layer, layer order)."""
+    from torch.func import functional_call
+
+    from cnnviz.probe import LayerProbe
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    c, h, w = (int(v) for v in input_size)
+    x = torch.zeros(1, c, h, w, device="meta" if meta else device, dtype=dtype)
+    tracer = _Tracer()
+    tracer.set(x, _State((1, 1), (1, 1), (0, 0)))
+    with LayerProbe(model, names) as probe:
+        with tracer:
+            if meta:
+                state = {k: torch.empty_like(v, device="meta") for k, v in
+                         list(model.named_parameters()) + list(model.named_buffers())}
+                probe.clear()
+                with torch.no_grad():
+                    functional_call(model, state, (x,), strict=False)
+            else:
+                probe.run(x)
+        return tracer, dict(probe.activations), list(probe.order)
+
+
 def receptive_fields(model: nn.Module, input_size: Sequence[int], layers: Sequence[str] | None = None) -> list[ReceptiveField]:
     """Receptive field of every layer (or of ``layers``) in forward order.
 
@@ -306,19 +336,13 @@ def receptive_fields(model: nn.Module, input_size: Sequence[int], layers: Sequen
     Returns:
         ``ReceptiveField`` per layer; ``rf`` is ``"global"`` where a unit sees the whole input.
     """
-    from cnnviz.probe import LayerProbe
-
     names = list(layers) if layers else [n for n, _ in model.named_modules() if n]
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    c, h, w = (int(v) for v in input_size)
-    x = torch.zeros(1, c, h, w, device=device, dtype=dtype)
-    tracer = _Tracer()
-    tracer.set(x, _State((1, 1), (1, 1), (0, 0)))
-    with LayerProbe(model, names) as probe:
-        with tracer:
-            probe.run(x)
-        acts, order = dict(probe.activations), list(probe.order)
+    try:
+        # Shapes are all we need: on the meta device the forward costs no arithmetic at all.
+        tracer, acts, order = _trace(model, input_size, names, meta=True)
+    except Exception as e:  # data-dependent Python (x.item(), if x.mean() > 0 ...) needs real values
+        log.debug("meta-device trace failed (%r); tracing with real tensors", e)
+        tracer, acts, order = _trace(model, input_size, names, meta=False)
     if tracer.unknown:
         log.info("receptive field: treated unknown shape-preserving ops as elementwise: %s", ", ".join(sorted(tracer.unknown)))
     modules = dict(model.named_modules())
