@@ -88,7 +88,8 @@ class LayerProbe:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._saved_training: dict[nn.Module, bool] = {}
         self._saved_requires_grad: dict[nn.Parameter, bool] = {}
-        self._modules = {name: resolve_layer(model, name) for name in self.layer_names}
+        named = dict(model.named_modules())  # once: resolve_layer per name would be O(layers^2)
+        self._modules = {name: named[name] if name and name in named else resolve_layer(model, name) for name in self.layer_names}
 
     # -- context -----------------------------------------------------------------------------
     def __enter__(self) -> LayerProbe:
