@@ -53,11 +53,15 @@ class DriftResult:
     layers: list[LayerDrift] = field(default_factory=list)
     groups: list[dict[str, Any]] = field(default_factory=list)  # {group, rel_change, cosine}, forward order
     skipped_layers: list[dict[str, str]] = field(default_factory=list)  # {name, reason}
+    # BatchNorm running statistics per stage: {group, running_mean, running_var} relative changes.
+    # Fine-tuning in train mode re-estimates them, which can move features far more than the weights.
+    norm_groups: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "a": self.a, "b": self.b, "status": self.status, "reason": self.reason,
             "layers": [l.to_dict() for l in self.layers], "groups": self.groups, "skipped_layers": self.skipped_layers,
+            "norm_groups": self.norm_groups,
         }
 
 
@@ -111,10 +115,34 @@ def weight_drift(model_a: nn.Module, model_b: nn.Module, a: str = "a", b: str = 
         s[3] += A.shape[0]
     for g, (d2, n2, csum, cnt) in sums.items():
         res.groups.append({"group": g, "rel_change": (d2 / n2) ** 0.5 if n2 > 0 else float("nan"), "cosine": csum / cnt})
+    # one forward-definition order for weight and BatchNorm groups, so plots can share an x axis
+    order = {g: k for k, g in enumerate(dict.fromkeys(layer_group(n) for n, _ in model_a.named_modules() if n))}
     for name in wb:
         if name not in wa:
             res.skipped_layers.append({"name": name, "reason": f"not in {a}"})
+    res.norm_groups = _norm_drift(model_a, model_b)
+    for d in res.groups + res.norm_groups:
+        d["order"] = order.get(d["group"], len(order))
     return res
+
+
+def _norm_drift(model_a: nn.Module, model_b: nn.Module) -> list[dict[str, Any]]:
+    """Relative change of BatchNorm running mean / variance per stage (layers with matching shapes)."""
+    mb = dict(model_b.named_modules())
+    acc: dict[str, list[float]] = {}
+    for name, m in model_a.named_modules():
+        other = mb.get(name)
+        if not isinstance(m, nn.modules.batchnorm._BatchNorm) or not isinstance(other, nn.modules.batchnorm._BatchNorm):
+            continue
+        if m.running_mean is None or other.running_mean is None or m.running_mean.shape != other.running_mean.shape:
+            continue
+        s = acc.setdefault(layer_group(name), [0.0, 0.0, 0.0, 0.0])
+        for k, (x, y) in enumerate([(m.running_mean, other.running_mean), (m.running_var, other.running_var)]):
+            x64, y64 = x.detach().cpu().double(), y.detach().cpu().double()
+            s[2 * k] += float((y64 - x64).pow(2).sum())
+            s[2 * k + 1] += float(x64.pow(2).sum())
+    return [{"group": g, "running_mean": (d1 / n1) ** 0.5 if n1 > 0 else None, "running_var": (d2 / n2) ** 0.5 if n2 > 0 else None}
+            for g, (d1, n1, d2, n2) in acc.items()]
 
 
 def origin_of(info: Any) -> str:

@@ -87,25 +87,44 @@ def depth_profile(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # -- drift ----------------------------------------------------------------------------------------
 def drift_figure(results: Sequence[dict[str, Any]]) -> Any:
-    """One row per drift result with status ok: bars = relative change per stage, dots = mean filter cosine."""
+    """One row per drift result with status ok.
+
+    Left: relative weight change per stage (bars) and mean filter cosine (line). Right: relative change
+    of the BatchNorm running variance per stage -- fine-tuning in train mode re-estimates these
+    statistics, which can change the features far more than the weights do.
+    """
     ok = [r for r in results if r["status"] == "ok" and r["groups"]]
-    fig = new_figure(max(6.0, 0.45 * max(len(r["groups"]) for r in ok) + 2), 2.4 * len(ok) + 0.4)
+    fig = new_figure(11.0, 2.5 * len(ok) + 0.5)
     for k, r in enumerate(ok):
-        ax = fig.add_subplot(len(ok), 1, k + 1)
-        g = r["groups"]
+        g = sorted(r["groups"], key=lambda d: d.get("order", 0))
+        ax = fig.add_subplot(len(ok), 2, 2 * k + 1)
         x = np.arange(len(g))
-        ax.bar(x, [d["rel_change"] for d in g], color="#d62728", alpha=0.8, label="relative change ||ΔW||/||W||")
-        ax.set_ylabel("rel. change", fontsize=8)
+        ax.bar(x, [d["rel_change"] for d in g], color="#d62728", alpha=0.8, label="||ΔW|| / ||W||")
+        ax.set_ylabel("rel. weight change", fontsize=8)
+        ax.set_ylim(0, max(0.01, 1.15 * max(d["rel_change"] for d in g)))
         ax.set_xticks(x, [d["group"] for d in g], rotation=45, ha="right", fontsize=7)
         ax2 = ax.twinx()
         ax2.plot(x, [d["cosine"] for d in g], "o-", color="#1f77b4", ms=3, label="mean filter cosine")
         ax2.set_ylim(min(0.0, min(d["cosine"] for d in g)), 1.05)
-        ax2.set_ylabel("cosine", fontsize=8)
-        ax.set_title(f"{_short(r['a'], 36)} → {_short(r['b'], 36)}: where the weights moved", fontsize=9)
+        ax2.tick_params(labelsize=7)
+        ax.set_title(f"{_short(r['a'], 32)} → {_short(r['b'], 32)}", fontsize=8.5)
         if k == 0:
             h1, l1 = ax.get_legend_handles_labels()
             h2, l2 = ax2.get_legend_handles_labels()
             ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+        bn = sorted([d for d in r.get("norm_groups", []) if d.get("running_var") is not None], key=lambda d: d.get("order", 0))
+        axb = fig.add_subplot(len(ok), 2, 2 * k + 2)
+        if bn:
+            xb = np.arange(len(bn))
+            axb.bar(xb, [d["running_var"] for d in bn], color="#7f7f7f")
+            axb.set_xticks(xb, [d["group"] for d in bn], rotation=45, ha="right", fontsize=7)
+            axb.set_yscale("symlog", linthresh=0.01)
+            axb.set_ylim(0, max(0.02, 1.3 * max(d["running_var"] for d in bn)))
+            axb.set_ylabel("rel. change", fontsize=8)
+            axb.set_title("BatchNorm running variance", fontsize=8.5)
+        else:
+            axb.axis("off")
+    fig.suptitle("Where fine-tuning moved the network (per stage, forward order)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -192,7 +211,7 @@ def takeaways(comp: Any, tag: dict[str, str] | None = None) -> list[str]:
     tag = tag or {}
 
     def T(n: str) -> str:
-        return tag.get(n) or _short(n, 22)
+        return tag.get(n) or ("pretrained" if n.startswith("pretrained ") else _short(n, 22))
 
     cross = [e for e in comp.cka if e["a"] != e["b"]]
     if cross:
@@ -205,9 +224,18 @@ def takeaways(comp: Any, tag: dict[str, str] | None = None) -> list[str]:
         v, e = min(last, key=lambda t: t[0])
         out.append(f"Pre-logits CKA is lowest for {T(e['a'])} & {T(e['b'])}: {v:.2f}")
     drifts = [r for r in comp.filter_drift["origin"] + comp.filter_drift["pairs"] if r["status"] == "ok" and r["groups"]]
-    for r in drifts[:2]:
+    for r in drifts[:3]:
         g = max(r["groups"], key=lambda d: d["rel_change"])
-        out.append(f"{T(r['b'])} moved most at {g['group']} (Δ {g['rel_change']:.2f} of ||W|| vs {T(r['a'])})")
+        if g["rel_change"] == 0:
+            out.append(f"{T(r['b'])} has exactly the backbone weights of {T(r['a'])} (only the head differs)")
+            continue
+        out.append(f"{T(r['b'])} moved most at {g['group']} ({g['rel_change']:.1%} of ||W|| vs {T(r['a'])})")
+        bn = [d for d in r.get("norm_groups", []) if d.get("running_var") is not None]
+        if bn:
+            b = max(bn, key=lambda d: d["running_var"])
+            if b["running_var"] > 3 * g["rel_change"]:
+                out.append(f"...but its BatchNorm statistics moved more: running variance at {b['group']} "
+                           f"changed by {b['running_var']:.0%}")
     ag = [p for p in comp.cam_agreement.get("pairs") or [] if p["mean_iou"] is not None]
     if ag:
         p = min(ag, key=lambda p: p["mean_iou"])
@@ -261,12 +289,15 @@ def summary_figure(comp: Any) -> Any:
     ax = fig.add_subplot(2, 3, 3)
     drifts = [r for r in comp.filter_drift["origin"] + comp.filter_drift["pairs"] if r["status"] == "ok" and r["groups"]]
     if drifts:
-        for k, r in enumerate(drifts[:4]):
+        shown = drifts[:4]
+        groups = list(dict.fromkeys(d["group"] for r in shown for d in r["groups"]))  # union, forward order
+        where = {g: k for k, g in enumerate(groups)}
+        for k, r in enumerate(shown):
             g = r["groups"]
-            ax.plot(range(len(g)), [d["rel_change"] for d in g], "o-", color=_COLORS[k % len(_COLORS)],
+            ax.plot([where[d["group"]] for d in g], [d["rel_change"] for d in g], "o-", color=_COLORS[k % len(_COLORS)],
                     label=f"{tag.get(r['a'], 'pretrained')} → {tag.get(r['b'], r['b'])}")
-        ax.set_xticks(range(len(drifts[0]["groups"])), [d["group"] for d in drifts[0]["groups"]], rotation=45, ha="right", fontsize=7)
-        ax.set_ylabel("||ΔW|| / ||W||")
+        ax.set_xticks(range(len(groups)), groups, rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel("||ΔW|| / ||W||  (conv / linear weights)")
         ax.legend(fontsize=6.5)
     else:
         reasons = sorted({r["reason"].split(";")[0].split(":")[0] for r in comp.filter_drift["pairs"]})
