@@ -388,6 +388,7 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
                 model.train()
             lr = max(g["lr"] for g in opt.param_groups)
             desc = f"epoch {epoch + 1}/{cfg.epochs} {'LP' if phase == 'lp' else cfg.mode}"
+            t_train = time.perf_counter()
             try:
                 tl, ta = _train_epoch(fwd, tr.batches(order, drop_last), steps, opt, sched, crit, acc, ctx, desc,
                                       progress, phase == "lp" and tr.feats is None, model, epoch)
@@ -395,11 +396,13 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
                 good = f"the last good checkpoint (epoch {start_epoch if not history else history[-1]['epoch']}) is kept in '{run_dir / 'ckpt.pt'}'" \
                     if (run_dir / "ckpt.pt").is_file() else "no checkpoint was written"
                 raise TrainError(f"training diverged: {e} (lr {lr:g}); {good}. Lower --lr or use --optimizer adamw.") from None
+            t_train = time.perf_counter() - t_train
             model.eval()
             last_eval = _evaluate(eval_fwd, ev, eval_idx, K, acc, ctx, progress, "eval")
             va = float(np.trace(last_eval[0]) / max(last_eval[0].sum(), 1))
             history.append({"epoch": epoch + 1, "phase": phase, "train_loss": tl, "train_accuracy": ta,
-                            "val_loss": last_eval[1], "val_accuracy": va, "lr": lr, "seconds": time.perf_counter() - e0})
+                            "val_loss": last_eval[1], "val_accuracy": va, "lr": lr, "seconds": time.perf_counter() - e0,
+                            "train_pass_seconds": t_train})
             if ctx.is_main:
                 log.info("epoch %d: train loss %.4f acc %.4f, val loss %.4f acc %.4f", epoch + 1, tl, ta, last_eval[1], va)
                 if writer is not None:
