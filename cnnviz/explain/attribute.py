@@ -71,7 +71,9 @@ class _ReLU6Split(nn.Module):
         self.high = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.low(x) - self.high(x - 6.0)
+        # Each ReLU gets its own input node: DeepLift rewrites the gradient at its module's input
+        # tensor, and a tensor shared by both branches would have both branches' gradients rewritten.
+        return self.low(x.clone()) - self.high(x - 6.0)
 
 
 def working_copy(model: nn.Module) -> nn.Module:
