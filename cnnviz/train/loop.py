@@ -38,6 +38,7 @@ from cnnviz.train.modes import backbone_features, build_for_mode, freeze_backbon
 
 log = logging.getLogger(__name__)
 PRELOAD_MAX_BYTES = 1_500_000_000  # transformed tensors kept in memory up to this size
+GPU_RESIDENT_MAX_BYTES = 2_000_000_000  # ... and moved to the GPU up to this size
 
 
 def make_criterion(cfg: TrainConfig):  # noqa: ANN201 - a loss callable (logits, y) -> scalar
@@ -81,9 +82,9 @@ class _Source:
         if self.feats is not None or self.x is not None:
             src = self.feats if self.feats is not None else self.x
             idx = torch.as_tensor(indices[:n], dtype=torch.long)
+            idx_x, idx_y = idx.to(src.device), idx.to(self.y.device)  # tensors may live on the GPU
             for b in range(0, n, bs):
-                j = idx[b: b + bs]
-                yield src[j], self.y[j]
+                yield src[idx_x[b: b + bs]], self.y[idx_y[b: b + bs]]
             return
         if self._loader is None:
             self._loader = make_loader(self.ds, self.transform, batch_size=bs, sampler=self._sampler,
@@ -311,6 +312,8 @@ def train_run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) -> dict[str, Any]:
     dev = ctx.device
     saved = _load_resume(run_dir, cfg) if cfg.resume else None
+    if saved is None and ctx.is_main and (run_dir / "metrics.json").exists():
+        (run_dir / "metrics.json").unlink()  # a new run here: never leave the old run's results beside its checkpoints
     train_ds = open_split(cfg.data, "train", data_root=cfg.data_root, limit=cfg.limit, seed=cfg.seed)
     eval_ds = open_split(cfg.data, "test", data_root=cfg.data_root, limit=cfg.eval_limit, seed=cfg.seed)
     if train_ds.class_names != eval_ds.class_names:
@@ -342,6 +345,12 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
     if cfg.preload and per_image * len(eval_idx) <= PRELOAD_MAX_BYTES:
         _preload(ev, eval_idx, "preload eval", progress and ctx.is_main)
         eval_idx = list(range(len(eval_idx)))  # positions in the preloaded shard
+    if dev.type == "cuda":  # preloaded data that fits goes to the GPU once: no per-batch copies at all
+        for src in (tr, ev):
+            if src.x is not None and src.x.numel() * 4 <= GPU_RESIDENT_MAX_BYTES:
+                src.x, src.y = src.x.to(dev), src.y.to(dev)
+            elif src.x is not None:
+                src.x, src.y = src.x.pin_memory(), src.y.pin_memory()
 
     from torch.utils.data.distributed import DistributedSampler
 
@@ -454,8 +463,10 @@ def _enter_phase(phase: str, cfg: TrainConfig, model: nn.Module, tr: _Source, ev
         scale = cfg.backbone_lr_scale if cfg.pretrained else 1.0
         groups = param_groups(model, cfg.learning_rate("train"), scale, cfg.weight_decay)
         fwd = D.wrap_ddp(model, ctx)
-        if cfg.compile:
+        if cfg.compile and acc.device.type == "cuda":
             fwd = torch.compile(fwd)
+        elif cfg.compile:
+            log.warning("--compile is used on CUDA only; ignored on %s", acc.device)
         eval_fwd = model
     opt = make_optimizer(cfg, groups)
     sched = make_scheduler(cfg, opt, steps * n_epochs)
@@ -471,7 +482,7 @@ def _cache_features(model: nn.Module, tr: _Source, ev: _Source, acc: _Accel, ctx
         for x, _ in _bar(src.batches(list(range(n)), False), f"features {name}", progress and ctx.is_main,
                          total=src.n_batches(n, False)):
             with acc.autocast():
-                feats.append(backbone_features(model, acc.to(x)).float().cpu())
+                feats.append(backbone_features(model, acc.to(x)).float())  # stays on the device
         src.feats = torch.cat(feats)
         if src.y is None:
             src.y = torch.as_tensor([src.ds.targets[i] for i in range(n)], dtype=torch.long)
