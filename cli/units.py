@@ -173,10 +173,10 @@ def _effective(model, minfo, dev, model_spec, layer, images, data_spec, split, n
         tf = eval_transform(minfo)
         x = torch.stack([tf(ds[i][0]) for i in range(min(num, len(ds)))])
         source = f"{len(x)} {data_spec} images"
-    runs = [(minfo.label, model)]
+    runs = [(minfo.mode or minfo.weights, model)]
     if compare and minfo.weights != "random":
         torch.manual_seed(seed)
-        runs.append((f"{minfo.arch.split(':', 1)[-1]} (random)", _random_twin(model_spec, minfo, dev)))
+        runs.append(("random init", _random_twin(model_spec, minfo, dev)))
     results = []
     for title, m in runs:
         e = effective_receptive_field(m, minfo, layer, x, n=num, channel=channel, seed=seed)
@@ -185,7 +185,7 @@ def _effective(model, minfo, dev, model_spec, layer, images, data_spec, split, n
         emit_json([{"model": t, **e.to_dict()} for t, e in results])
     path = out or f"erf-{safe_name(layer)}.png"
     a = results[0][1].analytic
-    titled(render_erfs(results), f"effective receptive field - {layer}", path,
+    titled(render_erfs(results), f"{minfo.arch.split(':', 1)[-1]} - effective receptive field of {layer}", path,
            subtitle=f"{source}; analytic rf {a.to_dict()['rf']} (white box); circles hold 50% / 90% of |gradient|")
     info(f"wrote {path}")
 

@@ -129,7 +129,7 @@ def render_erfs(erfs: list[tuple[str, ERF]], tile_px: int = 224) -> np.ndarray:
         if not e.analytic.is_global:
             y0, x0, y1, x1 = e.analytic.region(*e.unit)
             cv2.rectangle(img, (int(x0 * sx), int(y0 * sy)), (int(x1 * sx) - 1, int(y1 * sy) - 1), (255, 255, 255), 1)
-        tiles.append(label(img, f"{title}: r50 {e.r50:.0f}px r90 {e.r90:.0f}px", scale=0.4))
+        tiles.append(label(img, f"{title}: r50 {e.r50:.0f} r90 {e.r90:.0f} px", scale=0.38))
     gap = np.full((tile_px, 6, 3), 255, np.uint8)
     out = tiles[0]
     for t in tiles[1:]:
