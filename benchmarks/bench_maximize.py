@@ -6,6 +6,8 @@ EfficientNet-Lite2 then classifies every image. Reports top-1/top-5 hit rates (L
 and seconds per image, and writes the two image strips side by side.
 
     .venv/bin/python benchmarks/bench_maximize.py --steps 128 --out docs/img/units-bench-maximize.png
+    # small inputs: a 48-px Fashion-MNIST Lite0 checkpoint, judged by a 28-px simplecnn checkpoint
+    .venv/bin/python benchmarks/bench_maximize.py --model lite0-48px.pt --judge simplecnn-28px.pt --classes all
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def run_cnnviz(model, info, classes, steps, seed, **kwargs):
     return imgs, time.perf_counter() - t
 
 
-def run_lucent(model, classes, steps, seed):
+def run_lucent(model, info, classes, steps, seed):
     from lucent.optvis import objectives, param, render, transform
 
     torch.manual_seed(seed)
@@ -47,7 +49,8 @@ def run_lucent(model, classes, steps, seed):
     obj = sum((objectives.channel("classifier", c, batch=i) for i, c in enumerate(classes[1:], 1)),
               objectives.channel("classifier", classes[0], batch=0))
     t = time.perf_counter()
-    out = render.render_vis(model, obj, lambda: param.image(224, batch=len(classes)),
+    # lucent's own behaviour for inputs under 224 px: it upsamples the image to 224 before the model
+    out = render.render_vis(model, obj, lambda: param.image(info.input_size[1], batch=len(classes)),
                             transforms=transform.standard_transforms, thresholds=(steps,),
                             show_image=False, progress=False)
     imgs = (np.clip(out[-1], 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -58,7 +61,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--classes", type=str, default=",".join(map(str, CLASSES)))
+    ap.add_argument("--classes", type=str, default=",".join(map(str, CLASSES)), help="indices, or 'all'")
+    ap.add_argument("--model", default="efficientnet_lite0", help="the network the images are made on")
+    ap.add_argument("--judge", default="efficientnet_lite2", help="the different network that classifies them")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", default="cnnviz,lucent", help="cnnviz, cnnviz:mode=logit,lr=0.08 (maximize_classes kwargs), lucent")
     ap.add_argument("--out", default=None, help="PNG with one row of images per variant")
@@ -66,9 +71,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from cnnviz.models import load_model
 
-    classes = [int(c) for c in args.classes.split(",")]
-    lite0, info0 = load_model("efficientnet_lite0")
-    lite2, info2 = load_model("efficientnet_lite2")
+    lite0, info0 = load_model(args.model)
+    lite2, info2 = load_model(args.judge)
+    classes = list(range(info0.num_classes)) if args.classes == "all" else [int(c) for c in args.classes.split(",")]
     # warm up torch.optim once (its first step imports torch._dynamo: seconds) so neither side pays it
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([p])
@@ -78,7 +83,7 @@ def main() -> None:
     for variant in args.variants.split(","):
         if variant == "lucent":
             m = copy.deepcopy(lite0).eval()  # lucent leaves its hooks on the model: give it its own copy
-            imgs, secs = run_lucent(m, classes, args.steps, args.seed)
+            imgs, secs = run_lucent(m, info0, classes, args.steps, args.seed)
         else:
             # cnnviz[:key=value,...], e.g. cnnviz:mode=logit,lr=0.08
             kw = dict(kv.split("=") for kv in variant.partition(":")[2].split(",") if kv)
@@ -88,20 +93,22 @@ def main() -> None:
              "seconds_per_image": secs / len(classes)}
         results[variant] = r
         rows.append((variant, imgs))
-        print(f"{variant:14s} Lite2 top-1 {r['judge_lite2']['top1']:.2f} top-5 {r['judge_lite2']['top5']:.2f} | "
-              f"Lite0 top-1 {r['self_lite0']['top1']:.2f} | {r['seconds_per_image']:.2f} s/image", flush=True)
+        print(f"{variant:14s} judge top-1 {r['judge_lite2']['top1']:.2f} top-5 {r['judge_lite2']['top5']:.2f} | "
+              f"own model top-1 {r['self_lite0']['top1']:.2f} | {r['seconds_per_image']:.2f} s/image", flush=True)
     if "cnnviz" in results and "lucent" in results:
         a, b = results["cnnviz"], results["lucent"]
-        print(f"ratio cnnviz/lucent: Lite2 top-5 {a['judge_lite2']['top5']:.2f} vs {b['judge_lite2']['top5']:.2f}, "
+        print(f"ratio cnnviz/lucent: judge top-5 {a['judge_lite2']['top5']:.2f} vs {b['judge_lite2']['top5']:.2f}, "
               f"time {a['seconds_per_image'] / b['seconds_per_image']:.2f}x")
-    print(json.dumps({"steps": args.steps, "seed": args.seed, "classes": classes, "results": results}))
+    print(json.dumps({"model": args.model, "judge": args.judge, "steps": args.steps, "seed": args.seed, "classes": classes,
+                      "results": results}))
     if args.out:
         from cnnviz.images import resize_image
         from cnnviz.render import label, save_png
 
         strips = []
         for variant, imgs in rows:
-            tiles = [label(resize_image(im, (112, 112)), f"{variant} {c}", scale=0.3) for im, c in zip(imgs, classes)]
+            tiles = [label(resize_image(im, (112, 112)), f"{variant} {info0.class_names[c][:14]}", scale=0.3)
+                     for im, c in zip(imgs, classes)]
             strips.append(np.concatenate(tiles, axis=1))
         save_png(np.concatenate(strips, axis=0), args.out)
 
