@@ -156,7 +156,8 @@ def gallery(models: tuple[str, ...], names: tuple[str, ...], weights: str, data:
         info(f"note: {n}")
     info(f"{len(stats.computed)} results computed, {stats.hits} from cache, {stats.seconds:.1f} s")
     if as_json:
-        emit_json({"index": str(index), "computed": len(stats.computed), "cached": stats.hits, "notes": stats.notes})
+        emit_json({"index": str(index), "computed": len(stats.computed), "cached": stats.hits, "notes": stats.notes,
+                   "seconds": round(stats.seconds, 2), "method_seconds": {k: round(v, 2) for k, v in stats.method_seconds.items()}})
     else:
         click.echo(str(index))
 

@@ -92,6 +92,7 @@ class Stats:
     hits: int = 0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    method_seconds: dict[str, float] = field(default_factory=dict)  # wall time of computed entries, per method
 
 
 # -- the content-addressed cache ----------------------------------------------------------------
@@ -117,10 +118,12 @@ class Cache:
         if meta_path.exists():
             self.stats.hits += 1
             return d, json.loads(meta_path.read_text())
+        t0 = time.perf_counter()
         with atomic_dir(d) as tmp:
             meta = compute(tmp) or {}
             (tmp / "meta.json").write_text(json.dumps({"key": [model_hash, input_hash, method, params], **meta}, default=str))
         self.stats.computed.append((who, method))
+        self.stats.method_seconds[method] = self.stats.method_seconds.get(method, 0.0) + time.perf_counter() - t0
         return d, json.loads(meta_path.read_text())
 
 
@@ -226,6 +229,7 @@ class Report:
         entries, results, hashes, labels = [], {i: [] for i in range(len(images))}, [], []
         self._check_layers_somewhere(models)
         self._seen_layers: set[str] = set()
+        self._attributors: dict[tuple[str, str], Any] = {}
         self._all_layers: list[str] = []
         for mi, src in enumerate(models):
             self.progress(f"loading {src.name or src.spec}")
@@ -239,6 +243,7 @@ class Report:
                 self.progress(f"{name}: {im.name}")
                 results[ii].extend(self._image_results(f"m{mi}", name, model, info, mh, im, man_dir))
             entries.append(entry)
+            self._attributors.clear()
             del model  # one model in memory at a time
         imgs = []
         for ii, im in enumerate(images):
@@ -421,25 +426,35 @@ class Report:
         if names != list(info.class_names):
             self.note(f"top dataset patches skipped for {who}: its classes are not the dataset's")
             return []
+        targets = [int(t) for t in getattr(dataset, "targets", [])] or [int(dataset[i][1]) for i in range(len(dataset))]
+        n_classes = min(info.num_classes, self.cfg.max_classes)
+        per_class = max(self.cfg.examples_k, self.cfg.examples_limit // max(1, info.num_classes))
         items = []
-        for c in range(min(info.num_classes, self.cfg.max_classes)):
-            def compute(tmp: Path, c: int = c) -> dict[str, Any]:
+        for c in range(n_classes):
+            # Scan only images labelled c (at most per_class of them): the patches that most excite
+            # class c among its own images, at 1/num_classes of the cost of scanning everything.
+            idx = [i for i, t in enumerate(targets) if t == c][:per_class]
+
+            def compute(tmp: Path, c: int = c, idx: list[int] = idx) -> dict[str, Any]:
                 from cnnviz.images import resize_image
                 from cnnviz.render import save_png, tile
 
-                ex = fn(model, info, dataset, target_class=c, k=self.cfg.examples_k,
-                        **_accepts(fn, limit=self.cfg.examples_limit, seed=self.cfg.seed))
+                if not idx:
+                    return {"n": 0, "scores": []}
+                ex = fn(model, info, _Subset(dataset, idx), target_class=c, k=self.cfg.examples_k,
+                        **_accepts(fn, seed=self.cfg.seed))
                 tiles = [resize_image(_rgb(e.patch), (64, 64)) for e in ex]
                 if tiles:
                     save_png(tile(tiles, ncols=len(tiles), pad=2), tmp / "patches.png")
-                return {"n": len(tiles), "scores": [float(e.score) for e in ex]}
+                return {"n": len(tiles), "scores": [float(e.score) for e in ex], "indices": [idx[e.index] for e in ex]}
 
             d, meta = self.cache.get(who, mh, data_hash or "-", "examples",
-                                     {"class": c, "k": self.cfg.examples_k, "limit": self.cfg.examples_limit}, compute)
+                                     {"class": c, "k": self.cfg.examples_k, "per_class": per_class}, compute)
             if meta["n"]:
                 items.append({"src": _rel(d / "patches.png", man_dir), "caption": f"{info.class_names[c]}", "class": info.class_names[c]})
         return [{"id": "examples", "title": "Top dataset patches per class", "wide": True,
-                 "note": "The test-set patches (receptive field of the strongest unit) that most excite each class.", "items": items}]
+                 "note": "For each class, the patches of its test images (the receptive field of the strongest "
+                         "Grad-CAM unit) that most excite the class logit, best first.", "items": items}]
 
     # per image -----------------------------------------------------------------------------------
     def _image_results(self, mid: str, who: str, model: Any, info: Any, mh: str, im: ImageRef, man_dir: Path) -> list[dict[str, Any]]:
@@ -450,6 +465,7 @@ class Report:
         if self.cfg.attr_methods and att is None:
             self.note("attributions skipped: cnnviz.explain.attribute is not available")
         jobs = [(m, cam) for m in self.cfg.cam_methods if cam] + [(m, att) for m in self.cfg.attr_methods if att]
+        attributor = _optional("cnnviz.explain.attribute", "Attributor")
         out = []
         for method, fn in jobs:
             def compute(tmp: Path, method: str = method, fn: Callable = fn) -> dict[str, Any]:
@@ -457,7 +473,15 @@ class Report:
 
                 img = im.load()
                 shown = display_image(img, self.cfg.image_px)
-                res = fn(model, preprocess(img, info).to(_dev(model)), method=method, info=info)
+                x = preprocess(img, info).to(_dev(model))
+                if fn is att and attributor is not None:
+                    # one Attributor (a private working copy of the model) per model and method, not per image
+                    key = (mid, method)
+                    if key not in self._attributors:  # cleared after each model (run())
+                        self._attributors[key] = attributor(model, method, info=info)
+                    res = self._attributors[key](x)
+                else:
+                    res = fn(model, x, method=method, info=info)
                 heat_png(res.maps[0], shown.shape[:2], tmp / "heat.png")
                 probs = np.asarray(res.probs[0], dtype=np.float64)
                 top = int(probs.argmax())
@@ -522,6 +546,21 @@ class Report:
                              "items": [{"src": _rel(d / "fig" / f, man_dir), "caption": Path(f).stem}]})
         sections.extend(_comparison_tables(data))
         return {"headline": headline, "sections": sections}
+
+
+class _Subset:
+    """``dataset[indices]`` keeping ``class_names`` (what the explainers read)."""
+
+    def __init__(self, ds: Any, indices: list[int]) -> None:
+        self.ds, self.indices = ds, indices
+        self.class_names = list(getattr(ds, "class_names", []) or [])
+        self.targets = [int(getattr(ds, "targets")[i]) for i in indices] if hasattr(ds, "targets") else None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.ds[self.indices[i]]
 
 
 # -- helpers ------------------------------------------------------------------------------------
