@@ -41,7 +41,7 @@ def run_cnnviz(model, info, classes, steps, seed, **kwargs):
     return imgs, time.perf_counter() - t
 
 
-def run_lucent(model, info, classes, steps, seed):
+def run_lucent(model, info, classes, steps, seed, native=False):
     from lucent.optvis import objectives, param, render, transform
 
     torch.manual_seed(seed)
@@ -52,7 +52,7 @@ def run_lucent(model, info, classes, steps, seed):
     # lucent's own behaviour for inputs under 224 px: it upsamples the image to 224 before the model
     out = render.render_vis(model, obj, lambda: param.image(info.input_size[1], batch=len(classes)),
                             transforms=transform.standard_transforms, thresholds=(steps,),
-                            show_image=False, progress=False)
+                            show_image=False, progress=False, fixed_image_size=info.input_size[1] if native else None)
     imgs = (np.clip(out[-1], 0, 1) * 255 + 0.5).astype(np.uint8)
     return imgs, time.perf_counter() - t
 
@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--model", default="efficientnet_lite0", help="the network the images are made on")
     ap.add_argument("--judge", default="efficientnet_lite2", help="the different network that classifies them")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--variants", default="cnnviz,lucent", help="cnnviz, cnnviz:mode=logit,lr=0.08 (maximize_classes kwargs), lucent")
+    ap.add_argument("--variants", default="cnnviz,lucent", help="cnnviz, cnnviz:mode=logprob,lr=0.08 (maximize_classes kwargs), lucent, lucent-native")
     ap.add_argument("--out", default=None, help="PNG with one row of images per variant")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,9 +81,10 @@ def main() -> None:
     opt.step()
     results, rows = {}, []
     for variant in args.variants.split(","):
-        if variant == "lucent":
+        if variant.startswith("lucent"):
             m = copy.deepcopy(lite0).eval()  # lucent leaves its hooks on the model: give it its own copy
-            imgs, secs = run_lucent(m, info0, classes, args.steps, args.seed)
+            # lucent-native: no upsampling to 224 for small models (its transforms then keep their 224-px sizes)
+            imgs, secs = run_lucent(m, info0, classes, args.steps, args.seed, native=variant == "lucent-native")
         else:
             # cnnviz[:key=value,...], e.g. cnnviz:mode=logit,lr=0.08
             kw = dict(kv.split("=") for kv in variant.partition(":")[2].split(",") if kv)

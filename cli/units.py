@@ -110,6 +110,7 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
 @click.option("--layer", default=None, help="Only this layer (required with --effective).")
 @json_option
 @click.option("--effective", is_flag=True, help="Effective receptive field (gradient mass) instead of the analytic one.")
+@click.option("--ignore-gates", is_flag=True, help="Read squeeze-excitation gates as channel rescaling (local fields for SE nets).")
 @click.option("--images", multiple=True, type=click.Path(), help="Images (or folders) for --effective [noise].")
 @click.option("--data", "data_spec", default=None, help="Dataset for --effective (fashion-mnist, cifar10, folder...).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
@@ -120,7 +121,7 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG for --effective [erf-LAYER.png].")
 @seed_option
 @device_option
-def rf(model_spec: str, weights: str, layer: str | None, as_json: bool, effective: bool, images: tuple[str, ...],
+def rf(model_spec: str, weights: str, layer: str | None, as_json: bool, effective: bool, ignore_gates: bool, images: tuple[str, ...],
        data_spec: str | None, split: str, num: int, channel: int | None, compare: bool, out: str | None, seed: int,
        device: str) -> None:
     """Receptive fields: size, stride and effective padding of every layer (or --effective)."""
@@ -129,7 +130,7 @@ def rf(model_spec: str, weights: str, layer: str | None, as_json: bool, effectiv
 
     model, minfo, dev = load(model_spec, weights, device)
     if not effective:
-        fields = receptive_fields(model, minfo.input_size, [layer] if layer else None)
+        fields = receptive_fields(model, minfo.input_size, [layer] if layer else None, ignore_gates=ignore_gates)
         if as_json:
             emit_json([f.to_dict() for f in fields])
             return

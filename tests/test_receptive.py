@@ -157,6 +157,21 @@ def test_global_after_pooling_squeeze_excite_and_attention():
     assert f["post"].rf == "global"
 
 
+def test_squeeze_excite_is_global_unless_gates_are_ignored():
+    import timm
+
+    with torch.device("meta"):
+        b0, lite0 = timm.create_model("efficientnet_b0"), timm.create_model("efficientnet_lite0")
+    b0, lite0 = b0.to_empty(device="cpu"), lite0.to_empty(device="cpu")
+    layers = ["blocks.0", "blocks.2", "blocks.4"]
+    strict = receptive_fields(b0, (3, 96, 96), layers)
+    assert all(r.rf == "global" for r in strict)  # the SE gate in blocks.0 pools the whole input
+    local = [r.to_dict() for r in receptive_fields(b0, (3, 96, 96), layers, ignore_gates=True)]
+    # B0 without its gates has Lite0's kernels and strides (Lite0 = B0 minus SE, with ReLU6)
+    assert local == [r.to_dict() for r in receptive_fields(lite0, (3, 96, 96), layers)]
+    assert local[1]["rf"] == [67, 67]
+
+
 def test_rf_restores_model_and_names_bad_layer(tiny_cnn):
     from cnnviz.errors import LayerError
 

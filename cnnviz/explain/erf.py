@@ -84,7 +84,7 @@ def effective_receptive_field(
         images = torch.randn(n, c, h, w, generator=gen)
     if images.dim() != 4:
         raise ValueError("images must be (B, C, H, W)")
-    rf = receptive_field(model, tuple(images.shape[1:]), layer)
+    rf = receptive_field(model, tuple(images.shape[1:]), layer, ignore_gates=True)
     total = torch.zeros(images.shape[2:], dtype=torch.float64)
     unit = (0, 0)
     with LayerProbe(model, [layer], grad=True, stop_after=True) as probe:

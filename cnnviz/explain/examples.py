@@ -4,7 +4,8 @@ For a unit (``layer`` + ``channel``) the score of an image is the channel's maxi
 positions and the strongest location is that argmax. For a class the score is its logit and the
 location is the Grad-CAM peak at ``layer`` (default: the deepest layer whose analytic receptive
 field is at most half the input, so the patch is a part of the image, not all of it). The box is
-the *analytic* receptive field of that location, in the pixels of the image as fed to the model.
+the *analytic* receptive field of that location, in the pixels of the image as fed to the model
+(squeeze-excitation gates are read as channel rescaling here, so SE networks get local boxes too).
 
 The data streams through a bounded min-heap: memory holds ``k`` images whatever the dataset size.
 """
@@ -47,7 +48,7 @@ class Example:
 
 def default_box_layer(model: nn.Module, input_size: tuple[int, int, int]) -> tuple[str, ReceptiveField]:
     """The deepest spatial layer whose receptive field fits in half the input (else the smallest)."""
-    fields = [r for r in receptive_fields(model, input_size)
+    fields = [r for r in receptive_fields(model, input_size, ignore_gates=True)
               if not r.is_global and r.output_shape and len(r.output_shape) == 3 and r.output_shape[1] * r.output_shape[2] > 1]
     if not fields:
         raise LayerError("the model has no spatial layer to locate examples on; give --layer.")
@@ -100,7 +101,7 @@ def top_examples(
     if layer is None:
         layer, rf = default_box_layer(model, info.input_size)
     else:
-        rf = next(iter(receptive_fields(model, info.input_size, [layer])))
+        rf = next(iter(receptive_fields(model, info.input_size, [layer], ignore_gates=True)))
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     hw = tuple(info.input_size[1:])

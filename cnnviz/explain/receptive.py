@@ -161,8 +161,9 @@ def _union(states: list[_State], ndim: int) -> _State:
 class _Tracer(TorchFunctionMode):
     """Propagates ``_State`` through every torch call (keeps the tensors alive so ids stay unique)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ignore_gates: bool = False) -> None:
         super().__init__()
+        self.ignore_gates = ignore_gates
         self.states: dict[int, _State] = {}
         self._alive: list[torch.Tensor] = []
         self.unknown: set[str] = set()
@@ -204,6 +205,12 @@ class _Tracer(TorchFunctionMode):
         x, st = stated[0]
         o = outs[0]
         spatial_last = st.axes == (-2, -1) or tuple(a - x.dim() for a in st.axes) == (-2, -1)
+        if self.ignore_gates and name in _POINTWISE and len(stated) > 1:
+            # x * gate(mean(x)): a 1x1 global gate rescales channels; keep the local field of x
+            local = [(a, s_) for a, s_ in stated if not (s_.glob and a.dim() >= 2 and a.shape[-1] * a.shape[-2] == 1)]
+            if local and len(local) < len(stated):
+                stated = local
+                x, st = stated[0]
         if st.glob:
             return _union([s for _, s in stated], o.dim())
         if name in _CONV:
@@ -298,7 +305,7 @@ class _Tracer(TorchFunctionMode):
         return _globalize(st)
 
 
-def _trace(model: nn.Module, input_size: Sequence[int], names: list[str], meta: bool):
+def _trace(model: nn.Module, input_size: Sequence[int], names: list[str], meta: bool, ignore_gates: bool = False):
     """One traced forward of a zero image -> (tracer, activations by layer, layer order)."""
     from torch.func import functional_call
 
@@ -308,7 +315,7 @@ def _trace(model: nn.Module, input_size: Sequence[int], names: list[str], meta: 
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     c, h, w = (int(v) for v in input_size)
     x = torch.zeros(1, c, h, w, device="meta" if meta else device, dtype=dtype)
-    tracer = _Tracer()
+    tracer = _Tracer(ignore_gates)
     tracer.set(x, _State((1, 1), (1, 1), (0, 0)))
     with LayerProbe(model, names) as probe:
         with tracer:
@@ -323,7 +330,8 @@ def _trace(model: nn.Module, input_size: Sequence[int], names: list[str], meta: 
         return tracer, dict(probe.activations), list(probe.order)
 
 
-def receptive_fields(model: nn.Module, input_size: Sequence[int], layers: Sequence[str] | None = None) -> list[ReceptiveField]:
+def receptive_fields(model: nn.Module, input_size: Sequence[int], layers: Sequence[str] | None = None, *,
+                     ignore_gates: bool = False) -> list[ReceptiveField]:
     """Receptive field of every layer (or of ``layers``) in forward order.
 
     Args:
@@ -332,6 +340,9 @@ def receptive_fields(model: nn.Module, input_size: Sequence[int], layers: Sequen
         input_size: ``(C, H, W)`` (``ModelInfo.input_size``); the field can depend on it (dynamic
             "same" padding, adaptive pooling).
         layers: dotted names; default every module that produced a tensor.
+        ignore_gates: treat squeeze-excitation style gates (``x * f(global_pool(x))``) as channel
+            rescaling, keeping the local field of ``x`` (strictly the gate makes it global; this is
+            the field of the local evidence, what a patch should show).
 
     Returns:
         ``ReceptiveField`` per layer; ``rf`` is ``"global"`` where a unit sees the whole input.
@@ -339,10 +350,10 @@ def receptive_fields(model: nn.Module, input_size: Sequence[int], layers: Sequen
     names = list(layers) if layers else [n for n, _ in model.named_modules() if n]
     try:
         # Shapes are all we need: on the meta device the forward costs no arithmetic at all.
-        tracer, acts, order = _trace(model, input_size, names, meta=True)
+        tracer, acts, order = _trace(model, input_size, names, meta=True, ignore_gates=ignore_gates)
     except Exception as e:  # data-dependent Python (x.item(), if x.mean() > 0 ...) needs real values
         log.debug("meta-device trace failed (%r); tracing with real tensors", e)
-        tracer, acts, order = _trace(model, input_size, names, meta=False)
+        tracer, acts, order = _trace(model, input_size, names, meta=False, ignore_gates=ignore_gates)
     if tracer.unknown:
         log.info("receptive field: treated unknown shape-preserving ops as elementwise: %s", ", ".join(sorted(tracer.unknown)))
     modules = dict(model.named_modules())
@@ -361,6 +372,6 @@ def receptive_fields(model: nn.Module, input_size: Sequence[int], layers: Sequen
     return out
 
 
-def receptive_field(model: nn.Module, input_size: Sequence[int], layer: str) -> ReceptiveField:
+def receptive_field(model: nn.Module, input_size: Sequence[int], layer: str, *, ignore_gates: bool = False) -> ReceptiveField:
     """The receptive field of one layer (see ``receptive_fields``)."""
-    return receptive_fields(model, input_size, [layer])[0]
+    return receptive_fields(model, input_size, [layer], ignore_gates=ignore_gates)[0]
