@@ -228,11 +228,12 @@ def _gradient_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, t
 # -- pytorch-grad-cam, with its rough edges filed off -------------------------------------------
 @contextlib.contextmanager
 def _library_guard(model: nn.Module) -> Iterator[None]:
-    """Freeze params, keep ``.grad`` and training flags as found, route the library's prints to logging."""
+    """Eval mode and frozen params inside; ``.grad``, ``requires_grad`` and training flags restored; the library's prints logged."""
     saved_training = {m: m.training for m in model.modules()}
     saved = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     out = io.StringIO()
     try:
+        model.eval()  # BN/dropout deterministic, running statistics untouched
         for p in model.parameters():
             p.requires_grad_(False)
         # its prints (stdout, which carries --json) and tqdm bars (stderr) go to the log instead
