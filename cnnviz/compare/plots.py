@@ -148,7 +148,7 @@ def agreement_figure(pairs: Sequence[dict[str, Any]]) -> Any:
 
 
 def agreement_examples_image(images: Sequence[np.ndarray], maps_a: Sequence[np.ndarray], maps_b: Sequence[np.ndarray],
-                             ious: Sequence[float], captions: Sequence[str], tile_px: int = 128) -> np.ndarray:
+                             ious: Sequence[float], captions: Sequence[str], tile_px: int = 112) -> np.ndarray:
     """Rows of ``image | A's Grad-CAM | B's Grad-CAM`` as one ``uint8`` picture (numpy + cv2: fast)."""
     from cnnviz.images import resize_image
     from cnnviz.render import label, tile
@@ -183,7 +183,8 @@ def per_class_figure(per_class: dict[str, Any]) -> Any:
         ax.bar(x + (k - (len(names) - 1) / 2) * w, acc, w, color=_COLORS[k % len(_COLORS)],
                label=f"{_short(n)} ({per_class['overall'][n]:.1%})")
     ax.set_xticks(x, cls, rotation=30, ha="right", fontsize=7)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.3)  # headroom for the legend
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=7, ncol=min(3, len(names)))
     ax.set_title(f"Per-class accuracy on {per_class['n']} images", fontsize=9)
@@ -354,7 +355,7 @@ def _rgb(img: Any) -> np.ndarray:
     return np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
 
 
-def write_all(comp: Any, out: Path, max_examples: int = 8) -> list[Path]:
+def write_all(comp: Any, out: Path, max_examples: int = 6) -> list[Path]:
     """Write every figure of ``comp`` (a ``Comparison``) under ``out``; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     names = comp.names
@@ -393,7 +394,7 @@ def write_all(comp: Any, out: Path, max_examples: int = 8) -> list[Path]:
         paths.append(save_figure(per_class_figure(pc), out / "per-class.png"))
         cn = pc["class_names"]
         for p in pc["pairs"]:
-            ex = p["examples"][: max(max_examples, 8)]
+            ex = p["examples"][: 2 * max_examples]
             if not ex or comp.dataset is None:
                 continue
             imgs = [_rgb(comp.dataset[e["index"]][0]) for e in ex]
