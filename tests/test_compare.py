@@ -195,3 +195,36 @@ def test_empty_cams_are_excluded_from_agreement():
     d = acc.to_dict()
     assert (d["n"], d["empty"], d["mean_iou"]) == (1, 1, 1.0) and d["ious"] == [None, 1.0]
     assert [w[0] for w in acc.worst()] == [1]
+
+
+@pytest.mark.slow
+def test_real_lite0_origin_drift_and_cross_architecture_on_fashion_mnist():
+    """Bundled ImageNet Lite0 fine-tuned 'by hand' vs its origin, and vs a scratch CNN, on real Fashion-MNIST."""
+    from cnnviz.data import open_split
+
+    torch.manual_seed(0)
+    tuned, info = build_model("efficientnet_lite0", pretrained=True, num_classes=10, input_size=(64, 64))
+    info.mode = "ft"
+    info.class_names = open_split("fashion-mnist", "test", limit=10).class_names
+    with torch.no_grad():
+        tuned.conv_head.weight.mul_(1.1)  # "fine-tuning" moved only the last conv
+    scratch = _tiny(0, width=8, chans=1, size=28)
+    scratch[1].class_names = info.class_names
+    from cnnviz.models import reset_head
+
+    reset_head(scratch[0], 10)
+    scratch[1].num_classes = 10
+    ds = open_split("fashion-mnist", "test")
+    comp = compare_models([scratch, (tuned, info)], ds, eval_limit=16, batch_size=8)
+    doc = comp.to_json()
+    (origin,) = doc["filter_drift"]["origin"]
+    groups = {g["group"]: g["rel_change"] for g in origin["groups"]}
+    assert groups["conv_head"] == pytest.approx(0.1, rel=1e-4)
+    assert all(v == 0 for g, v in groups.items() if g != "conv_head")
+    assert [s["name"] for s in origin["skipped_layers"]] == ["classifier"]  # 1000-way origin head vs 10-way
+    assert doc["filter_drift"]["pairs"][0]["status"] == "skipped"
+    m = comp.cka_matrix(comp.names[0], comp.names[1])
+    assert m.shape == (len(doc["layers"][comp.names[0]]), len(doc["layers"][comp.names[1]]))
+    assert np.all(np.isfinite(m)) and m.max() <= 1.0 + 1e-6
+    assert doc["cam_agreement"]["layers"][comp.names[1]] == "blocks.4"  # bn2 is 2x2 at 64 px
+    assert doc["per_class"]["n"] == 16 and len(doc["per_class"]["pairs"]) == 1
