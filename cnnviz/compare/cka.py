@@ -32,6 +32,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
+_GRAM_BLOCK = 8192  # feature columns centred at a time in gram()
+
 __all__ = ["linear_cka", "gram", "unbiased_hsic", "MinibatchCKA", "MinibatchCKAMatrix", "MultiModelCKA"]
 
 
@@ -85,9 +87,15 @@ def gram(x: Any, *, center: bool = True) -> torch.Tensor:
     X = X.reshape(X.shape[0], -1)
     if not X.is_floating_point():
         X = X.float()
-    if center:
-        X = X - X.mean(0, keepdim=True)
-    K = (X @ X.T).to("cpu", torch.float64)  # (B, B): tiny; float64 on CPU (MPS has no float64)
+    if not center:
+        K = X @ X.T
+    else:  # centre column blocks one at a time: the temporary is a block, not a copy of the features
+        K = torch.zeros(X.shape[0], X.shape[0], dtype=X.dtype, device=X.device)
+        for s in range(0, X.shape[1], _GRAM_BLOCK):
+            xb = X[:, s : s + _GRAM_BLOCK]
+            xb = xb - xb.mean(0, keepdim=True)
+            K.addmm_(xb, xb.T)
+    K = K.to("cpu", torch.float64)  # (B, B): tiny; float64 on CPU (MPS has no float64)
     return K - torch.diag(torch.diag(K))
 
 
