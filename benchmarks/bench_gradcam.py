@@ -161,6 +161,7 @@ def main() -> None:
     x = preprocess(sample_image("chelsea"), info)
     fns, pg = compute_contestants(model, info, x)
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for f in fns.values():  # warm-up
         f()
     rng = random.Random(0)
@@ -168,16 +169,18 @@ def main() -> None:
         order = list(fns)
         rng.shuffle(order)
         for k in order:
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fns[k]()
             times[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)  # CPU seconds: less sensitive to other tenants than wall time
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    cmed = {k: statistics.median(v) * 1000 for k, v in cpu.items()}
     fb = med["forward+backward (full)"]
     fw = med["forward (inference)"]
     print(f"## (a) Grad-CAM compute, Lite0 `{LAYER}`, 1x3x224x224, CPU, {args.threads} threads, median of {args.rounds} interleaved rounds\n")
-    print("| contestant | ms | x forward | x forward+backward | cnnviz speed-up |\n|---|---:|---:|---:|---:|")
+    print("| contestant | wall ms | x forward | x forward+backward | cnnviz speed-up | CPU ms | CPU x forward |\n|---|---:|---:|---:|---:|---:|---:|")
     for k, v in med.items():
-        print(f"| {k} | {v:.1f} | {v / fw:.2f} | {v / fb:.2f} | {v / med['cnnviz']:.2f}x |")
+        print(f"| {k} | {v:.1f} | {v / fw:.2f} | {v / fb:.2f} | {v / med['cnnviz']:.2f}x | {cmed[k]:.1f} | {cmed[k] / cmed['forward (inference)']:.2f} |")
     pg.activations_and_grads.release()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-gradcam-"))
@@ -185,6 +188,7 @@ def main() -> None:
         paths = make_photos(tmp, args.images)
         ffns, pg2 = folder_contestants(model, info)
         ft: dict[str, list[float]] = {k: [] for k in ffns}
+        fc: dict[str, list[float]] = {k: [] for k in ffns}
         for k, f in ffns.items():  # warm-up on 2 images
             o = tmp / f"warm-{k}"
             o.mkdir()
@@ -195,19 +199,24 @@ def main() -> None:
             for k in order:
                 o = tmp / f"out-{k}-{r}"
                 o.mkdir()
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 ffns[k](paths, o)
                 ft[k].append((time.perf_counter() - t0) / len(paths))
+                fc[k].append((time.process_time() - c0) / len(paths))
                 shutil.rmtree(o)
         pg2.activations_and_grads.release()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     fmed = {k: statistics.median(v) * 1000 for k, v in ft.items()}
+    fcmed = {k: statistics.median(v) * 1000 for k, v in fc.items()}
     print(f"\n## (b) folder job (load, Grad-CAM `{LAYER}`, overlay at full resolution, save PNG), {args.images} JPEGs, "
           f"median of {args.folder_rounds} interleaved rounds\n")
-    print("| tool | ms / image | cnnviz / tool |\n|---|---:|---:|")
+    print("| tool | wall ms / image | cnnviz / tool (wall) | CPU ms / image | cnnviz / tool (CPU) |\n|---|---:|---:|---:|---:|")
     for k, v in fmed.items():
-        print(f"| {k} | {v:.1f} | {fmed['cnnviz'] / v:.2f} |")
+        print(f"| {k} | {v:.1f} | {fmed['cnnviz'] / v:.2f} | {fcmed[k]:.1f} | {fcmed['cnnviz'] / fcmed[k]:.2f} |")
+    import os
+
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"\nratios: compute cnnviz/pytorch-grad-cam {med['cnnviz'] / med['pytorch-grad-cam']:.2f}, "
           f"cnnviz/forward {med['cnnviz'] / fw:.2f}; folder cnnviz/torchcam {fmed['cnnviz'] / fmed['torchcam']:.2f}, "
           f"cnnviz/pytorch-grad-cam {fmed['cnnviz'] / fmed['pytorch-grad-cam']:.2f}")
