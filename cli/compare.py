@@ -83,7 +83,6 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
     import json
     from pathlib import Path
 
-    import torch
     from tqdm import tqdm
 
     from cnnviz.atomic import atomic_dir, write_text
@@ -95,7 +94,6 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
 
     if len(models) < 2:
         raise CnnvizError("compare needs at least two models: --model A --model B [--model C ...].")
-    torch.manual_seed(seed)
     dev = resolve_device(device)
     loaded = []
     for spec in models:

@@ -195,14 +195,14 @@ def compare_models(
     agree = {(i, j): AgreementAccumulator(names[i], names[j], cam_fraction) for i, j in pairs} if cam else {}
     cam_layers: list[str] = []
     if cam:
+        from cnnviz.explain.cam import compute_cams
+
         cam_layers = [agreement_layer(m, info) for m, info in models]
 
-    moved = []
     for m, _ in models:
         p = next(m.parameters(), None)
-        if p is not None and p.device != dev:
+        if p is not None and p.device.type != dev.type:
             raise CnnvizError(f"models must be on {dev} (got one on {p.device}); load them with device={str(dev)!r}.")
-        moved.append(m)
 
     loader = make_loader(dataset, _MultiTransform([eval_transform(i) for i in infos]), batch_size=batch_size, pin_memory=False)
     done = 0
@@ -213,8 +213,6 @@ def compare_models(
             x = x.to(dev, non_blocking=True)
             with LayerProbe(model, layer_lists[k]) as probe:
                 if cam:
-                    from cnnviz.explain.cam import compute_cams
-
                     # The CAM forward also fills this probe (grad-free copies): one forward per model.
                     targets = y.tolist() if on_task[k] else None
                     cb = compute_cams(model, x, layer=cam_layers[k], targets=targets, info=info)
