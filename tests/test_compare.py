@@ -83,6 +83,7 @@ def test_per_class_deltas_on_a_crafted_case():
     assert (p["disagree"], p["a_right_b_wrong"], p["b_right_a_wrong"], p["both_wrong"]) == (5, 2, 3, 0)
     shown = {e["index"] for e in p["examples"]}
     assert shown == {1, 3, 4, 5, 7} and rep["support"] == [4, 2, 2]
+    assert rep["rows"][1] == {"class": "y", "support": 2, "A": 0.0, "B": 1.0}
     d = disagreements(labels, a, b, max_examples=2)
     assert len(d["examples"]) == 2 and {d["examples"][0]["pred_a"] == labels[d["examples"][0]["index"]],
                                         d["examples"][1]["pred_b"] == labels[d["examples"][1]["index"]]} == {True}

@@ -71,7 +71,12 @@ def per_class_report(labels: np.ndarray, preds: Sequence[np.ndarray], names: Seq
                 "overall_delta": overall[names[j]] - overall[names[i]],
                 **disagreements(labels, preds[i], preds[j], max_examples),
             })
+    support = np.bincount(labels, minlength=k)[:k].astype(int)
+    # one row per class, for tables: {class, support, <model>: accuracy, ...}
+    rows = [{"class": c, "support": int(support[i]), **{n: (None if not np.isfinite(acc[n][i]) else round(float(acc[n][i]), 4))
+                                                        for n in names}} for i, c in enumerate(class_names)]
     return {
+        "rows": rows,
         "class_names": list(class_names),
         "support": np.bincount(labels, minlength=k)[:k].astype(int).tolist(),
         "n": int(len(labels)),
