@@ -178,13 +178,14 @@ def _check_specs(models: tuple[str, ...]) -> None:
 def demo_runs(quick: bool, data: str) -> list[tuple[str, dict[str, Any]]]:
     """The demo's training runs: ``(name, TrainConfig fields)``."""
     if quick:
-        common = {"data": data, "limit": 2000, "eval_limit": 500, "batch_size": 64, "augment": "none"}
+        # Sized for ~5 CPU-minutes of training on 2 cores: every run sees the same 1000 images.
+        common = {"data": data, "limit": 1000, "eval_limit": 500, "batch_size": 32, "augment": "none"}
         lite = {**common, "model": "efficientnet_lite0", "image_size": 48}
         return [
-            ("simplecnn-scratch", {**common, "model": "simplecnn:width=16,depth=2", "mode": "scratch", "epochs": 2}),
+            ("simplecnn-scratch", {**common, "model": "simplecnn:width=16,depth=2", "mode": "scratch", "epochs": 4}),
             ("lite0-scratch", {**lite, "mode": "scratch", "epochs": 1}),
-            ("lite0-lp", {**lite, "mode": "lp", "epochs": 1}),
-            ("lite0-lpft", {**lite, "mode": "lpft", "epochs": 2, "lp_epochs": 1}),
+            ("lite0-lp", {**lite, "mode": "lp", "epochs": 3}),  # LP epochs reuse cached features: cheap
+            ("lite0-lpft", {**lite, "mode": "lpft", "epochs": 3, "lp_epochs": 2, "lr": 5e-4}),
         ]
     common = {"data": data, "limit": 20000, "eval_limit": 2000, "batch_size": 64, "augment": "basic"}
     lite = {**common, "model": "efficientnet_lite0", "image_size": 64}
@@ -242,8 +243,8 @@ def demo(quick: bool, data: str, data_root: str | None, out: str, device: str, s
 
             write_text(run_dir / "demo-recipe.json", json.dumps(recipe))
         rows.append((name, fields["mode"], metrics.get("test_accuracy"), metrics.get("train_seconds"), reused))
-    cfg = ReportConfig(maximize_steps=24 if quick else 96, examples_limit=200 if quick else 500,
-                       eval_limit=300 if quick else 1000, num_images=10 if quick else 20, seed=seed, device=device,
+    cfg = ReportConfig(maximize_steps=16 if quick else 96, examples_limit=200 if quick else 500,
+                       eval_limit=200 if quick else 1000, num_images=10 if quick else 20, seed=seed, device=device,
                        attr_methods=("saliency",) if quick else ("saliency", "integrated-gradients"))
     srcs = [ModelSource(str(root / "runs" / n / "ckpt.pt"), n) for n, *_ in rows]
     info("building the gallery ...")

@@ -684,8 +684,10 @@ def _accuracy_headline(entries: list[dict[str, Any]]) -> list[str]:
 
 def _comparison_headline(data: dict[str, Any]) -> list[str]:
     out = []
+    arch = {m.get("name"): m.get("arch") for m in data.get("models") or []}
     for e in data.get("cka") or []:
-        if e.get("a") != e.get("b") and e.get("matrix"):
+        # layer-by-layer CKA along the diagonal means something only between two copies of one architecture
+        if e.get("a") != e.get("b") and e.get("matrix") and arch.get(e.get("a")) == arch.get(e.get("b")):
             m = np.asarray(e["matrix"], dtype=np.float64)
             if m.shape[0] == m.shape[1] and m.size:
                 out.append(f"CKA {e['a']} vs {e['b']}: mean diagonal {float(np.nanmean(np.diag(m))):.2f} (1 = same features).")
