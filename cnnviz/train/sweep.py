@@ -123,6 +123,9 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation accuracy (%)")
     ax2.grid(alpha=0.3)
