@@ -105,6 +105,7 @@ def test_sweep_cli(tmp_path):
     assert [row["lr"] for row in rows] == [1e-3, 1e-2] and (tmp_path / "sw" / "sweep.png").is_file()
 
 
+@pytest.mark.slow
 @needs_fmnist
 def test_sigkill_then_resume(tmp_path):
     """Kill a run with SIGKILL after its first checkpoint; --resume finishes it with one history entry per epoch."""
@@ -130,6 +131,7 @@ def test_sigkill_then_resume(tmp_path):
     assert [h["epoch"] for h in m["history"]] == list(range(1, 13))
 
 
+@pytest.mark.slow
 @needs_fmnist
 def test_torchrun_two_processes_match_one(tmp_path):
     """2 CPU processes (gloo) with the same global batch train as well as one."""
