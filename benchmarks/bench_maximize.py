@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", default="cnnviz,lucent", help="cnnviz, cnnviz:mode=logprob,lr=0.08 (maximize_classes kwargs), lucent, lucent-native")
     ap.add_argument("--out", default=None, help="PNG with one row of images per variant")
+    ap.add_argument("--timing-rounds", type=int, default=0,
+                    help="only time: alternate cnnviz and lucent this many rounds (--steps each, same classes), print medians")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from cnnviz.models import load_model
@@ -79,6 +81,22 @@ def main() -> None:
     opt = torch.optim.Adam([p])
     p.sum().backward()
     opt.step()
+    if args.timing_rounds:
+        import statistics
+
+        times: dict[str, list[float]] = {"cnnviz": [], "lucent": []}
+        m = copy.deepcopy(lite0).eval()
+        for r in range(args.timing_rounds):
+            order = ("cnnviz", "lucent") if r % 2 == 0 else ("lucent", "cnnviz")  # alternate who goes first
+            for v in order:
+                _, secs = (run_cnnviz(lite0, info0, classes, args.steps, args.seed) if v == "cnnviz"
+                           else run_lucent(m, info0, classes, args.steps, args.seed))
+                times[v].append(secs / (len(classes) * args.steps))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"seconds per image-step (median of {args.timing_rounds} alternating rounds, {len(classes)} images x "
+              f"{args.steps} steps): cnnviz {med['cnnviz']:.3f}, lucent {med['lucent']:.3f}, ratio {med['cnnviz'] / med['lucent']:.2f}x")
+        print(json.dumps({"timing": times}))
+        return
     results, rows = {}, []
     for variant in args.variants.split(","):
         if variant.startswith("lucent"):
