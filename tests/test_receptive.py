@@ -42,7 +42,7 @@ class Branchy(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.stem(x))
-        if float(x.abs().sum()) >= 0:  # data-dependent Python: fx tracing (and the meta device) fail here
+        if float(x.detach().abs().sum()) >= 0:  # data-dependent Python: fx tracing (and the meta device) fail here
             ab = torch.cat([self.a(x), self.b(x)], dim=1)
         cd = torch.cat([self.c(x), self.d(F.pad(x, (0, 2, 0, 2)))], dim=1)
         m = self.merge(ab + cd)
