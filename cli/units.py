@@ -92,9 +92,10 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
     with _bar(steps, "maximize") as bar:
         res = run(model, minfo, obj, batch=len(targets) * n, steps=steps, size=size, lr=lr, param=param,
                   transforms=transforms, seed=seed, progress=_progress(bar))
-    tiles = [label(im, names[k // n][:40], scale=max(0.3, im.shape[1] / 700)) for k, im in enumerate(res.images)]
-    up = max(1, 160 // res.images.shape[1])  # small-input models: show pixels, not a thumbnail
-    grid = tile(tiles, ncols=n if n > 1 else None, upscale=up)
+    up = max(1, 160 // res.images.shape[1])  # small-input models: show pixels (nearest), not a thumbnail
+    big = [im.repeat(up, 0).repeat(up, 1) for im in res.images]
+    tiles = [label(im, names[k // n][:40], scale=max(0.3, im.shape[1] / 700)) for k, im in enumerate(big)]
+    grid = tile(tiles, ncols=n if n > 1 else None)
     slug = safe_name("-".join(str(c) for c in classes) if classes else f"{layer}-{channel}")
     path = out or f"maximize-{slug}.png"
     what = ", ".join(names[:4]) + ("..." if len(names) > 4 else "")
