@@ -2,8 +2,9 @@
 
 For a unit (``layer`` + ``channel``) the score of an image is the channel's maximum over
 positions and the strongest location is that argmax. For a class the score is its logit and the
-location is the Grad-CAM peak at ``layer`` (default: the deepest layer whose analytic receptive
-field is at most half the input, so the patch is a part of the image, not all of it). The box is
+location is the Grad-CAM peak at ``layer``; by default Grad-CAM is taken at the last spatial layer
+(where it localizes well) and its peak mapped onto the grid of the deepest layer whose analytic
+receptive field is at most half the input, so the patch is a part of the image, not all of it. The box is
 the *analytic* receptive field of that location, in the pixels of the image as fed to the model
 (squeeze-excitation gates are read as channel rescaling here, so SE networks get local boxes too).
 
@@ -46,10 +47,15 @@ class Example:
                 "location": list(self.location)}
 
 
-def default_box_layer(model: nn.Module, input_size: tuple[int, int, int]) -> tuple[str, ReceptiveField]:
+def _spatial_fields(model: nn.Module, input_size: tuple[int, int, int]) -> list[ReceptiveField]:
+    return [r for r in receptive_fields(model, input_size, ignore_gates=True)
+            if not r.is_global and r.output_shape and len(r.output_shape) == 3 and r.output_shape[1] * r.output_shape[2] > 1]
+
+
+def default_box_layer(model: nn.Module, input_size: tuple[int, int, int],
+                      fields: list[ReceptiveField] | None = None) -> tuple[str, ReceptiveField]:
     """The deepest spatial layer whose receptive field fits in half the input (else the smallest)."""
-    fields = [r for r in receptive_fields(model, input_size, ignore_gates=True)
-              if not r.is_global and r.output_shape and len(r.output_shape) == 3 and r.output_shape[1] * r.output_shape[2] > 1]
+    fields = _spatial_fields(model, input_size) if fields is None else fields
     if not fields:
         raise LayerError("the model has no spatial layer to locate examples on; give --layer.")
     side = min(input_size[1:])
@@ -98,8 +104,13 @@ def top_examples(
         raise LayerError("a channel needs --layer.")
     if k < 1:
         raise CnnvizError("--top must be at least 1.")
+    cam_layer = layer
     if layer is None:
-        layer, rf = default_box_layer(model, info.input_size)
+        fields = _spatial_fields(model, info.input_size)
+        layer, rf = default_box_layer(model, info.input_size, fields)
+        # a class is located by Grad-CAM at the last spatial layer (where CAMs localize well), then
+        # the peak is mapped onto the box layer's grid: the box is that layer's field at the peak
+        cam_layer = fields[-1].layer if target_class is not None else layer
     else:
         rf = next(iter(receptive_fields(model, info.input_size, [layer], ignore_gates=True)))
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
@@ -108,17 +119,20 @@ def top_examples(
     heap: list[tuple[float, int, Example]] = []  # min-heap on (score, -index): ties keep the earlier image
     seen = 0
     loader = make_loader(_Head(dataset, n), eval_transform(info), batch_size=batch_size, pin_memory=False)
-    with LayerProbe(model, [layer], grad=target_class is not None, stop_after=target_class is None) as probe:
+    grid_hw: tuple[int, int] = tuple(rf.output_shape[1:]) if rf.output_shape else (1, 1)  # type: ignore[assignment]
+    with LayerProbe(model, [cam_layer], grad=target_class is not None, stop_after=target_class is None) as probe:
         for x, y in loader:
             x = x.to(device)
             logits = probe.run(x)
-            act = probe.activations[layer]
+            act = probe.activations[cam_layer]
             if act.dim() != 4:
-                raise LayerError(f"layer {layer!r} outputs shape {tuple(act.shape[1:])}, not a spatial map (C, h, w).")
+                raise LayerError(f"layer {cam_layer!r} outputs shape {tuple(act.shape[1:])}, not a spatial map (C, h, w).")
             if target_class is not None:
                 scores = logits[:, target_class]
-                g = probe.gradients(scores.sum())[layer]
+                g = probe.gradients(scores.sum())[cam_layer]
                 m = torch.relu((g.mean((2, 3), keepdim=True) * act).sum(1)).detach()  # Grad-CAM (B, h, w)
+                if tuple(m.shape[1:]) != grid_hw:
+                    m = torch.nn.functional.interpolate(m[:, None], size=grid_hw, mode="bilinear", align_corners=False)[:, 0]
                 scores = scores.detach()
             else:
                 if not 0 <= channel < act.shape[1]:
