@@ -132,3 +132,17 @@ def test_cli_rf_examples_effective(tmp_path):
     assert r.exit_code == 2 and "--layer" in r.output
     r = CliRunner().invoke(cli, ["examples", *m, "--class", "nope", "--data", str(tmp_path / "data")])
     assert r.exit_code == 2
+
+
+def test_class_peak_is_mapped_onto_the_box_layer(tiny_data):
+    from cnnviz.explain.examples import top_examples
+    from cnnviz.explain.receptive import receptive_field
+    from cnnviz.models import build_model
+
+    torch.manual_seed(0)
+    model, info = build_model("simplecnn", num_classes=5, arch_kwargs={"width": 4, "depth": 3}, input_size=(32, 32))
+    box_rf = receptive_field(model, info.input_size, "features.13")  # rf 16 = half the input; features.20 is 36
+    got = top_examples(model, info, tiny_data, target_class=0, k=3)
+    for e in got:
+        assert 0 <= e.location[0] < 8 and 0 <= e.location[1] < 8  # features.13's 8x8 grid, not features.20's 4x4
+        assert e.box == box_rf.region(*e.location, clip_to=(32, 32))
