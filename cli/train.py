@@ -34,6 +34,8 @@ def _train_options(f: Callable) -> Callable:
         click.option("--lp-lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate of linear-probe epochs [1e-2 adamw, 0.1 sgd]."),
         click.option("--backbone-lr-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="ft/lpft: the backbone's LR is lr x this (the head keeps lr)."),
+        click.option("--bn", type=click.Choice(["auto", "frozen", "train"]), default="auto", show_default=True,
+                     help="BatchNorm statistics in whole-network epochs: auto = frozen when starting from pretrained weights."),
         click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True),
         click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True),
         click.option("--scheduler", type=click.Choice(["cosine", "onecycle", "none"]), default="cosine", show_default=True,
@@ -61,7 +63,7 @@ def _config(**kw: Any):  # noqa: ANN202
     return TrainConfig(
         data=kw["data"], model=kw["model_spec"], weights=kw["weights"], mode=kw.get("mode", "lpft"), epochs=kw["epochs"],
         lp_epochs=kw["lp_epochs"], image_size=kw["image_size"], batch_size=kw["batch_size"], lr=kw.get("lr"),
-        lp_lr=kw["lp_lr"], backbone_lr_scale=kw["backbone_lr_scale"], optimizer=kw["optimizer"],
+        lp_lr=kw["lp_lr"], backbone_lr_scale=kw["backbone_lr_scale"], bn=kw["bn"], optimizer=kw["optimizer"],
         weight_decay=kw["weight_decay"], scheduler=kw["scheduler"], augment=kw["augment"],
         label_smoothing=kw["label_smoothing"], limit=kw["limit"], eval_limit=kw["eval_limit"], seed=kw["seed"],
         device=kw["device"], out=kw.get("out"), resume=kw.get("resume", False), data_root=kw["data_root"],
@@ -79,7 +81,7 @@ def _is_main() -> bool:
               help="Architecture (efficientnet_lite0, timm:NAME, torchvision:NAME, simplecnn:width=16,depth=2) or a checkpoint to start from.")
 @click.option("--mode", type=click.Choice(MODES), default="lpft", show_default=True,
               help="scratch: random init; lp: frozen backbone, new head; ft: train everything; lpft: LP then FT.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate of whole-network epochs [adamw: 1e-3 scratch, 3e-4 fine-tuning; sgd: 0.05 / 0.01].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate of whole-network epochs [adamw: 1e-3 scratch, 1e-4 fine-tuning; sgd: 0.05 / 0.005].")
 @_train_options
 @seed_option
 @device_option

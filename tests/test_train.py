@@ -138,7 +138,8 @@ def test_config_validation():
         TrainConfig(mode="lpft", epochs=3, lp_epochs=3).validate()
     c = TrainConfig(mode="lpft", epochs=5)
     assert [c.phase(e) for e in range(5)] == ["lp", "lp", "train", "train", "train"]
-    assert c.learning_rate("lp") == 1e-2 and c.learning_rate("train") == 3e-4
+    assert c.learning_rate("lp") == 1e-2 and c.learning_rate("train") == 1e-4 and c.freeze_bn
+    assert not TrainConfig(mode="scratch").freeze_bn and TrainConfig(mode="scratch", bn="frozen").freeze_bn
     assert TrainConfig(mode="scratch").learning_rate("train") == 1e-3
     assert TrainConfig.from_dict({**c.to_dict(), "unknown": 1}) == c
 

@@ -15,12 +15,13 @@ MODES = ("scratch", "lp", "ft", "lpft")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "onecycle", "none")
 AUGMENTS = ("none", "basic", "strong")
+BN_MODES = ("auto", "frozen", "train")
 # default learning rates per optimizer: scratch (whole network from random init), fine-tuning a
 # pretrained network (lower: large steps distort the features worth keeping), linear probe
-DEFAULT_LR = {"adamw": {"scratch": 1e-3, "ft": 3e-4, "lp": 1e-2}, "sgd": {"scratch": 5e-2, "ft": 1e-2, "lp": 1e-1}}
+DEFAULT_LR = {"adamw": {"scratch": 1e-3, "ft": 1e-4, "lp": 1e-2}, "sgd": {"scratch": 5e-2, "ft": 5e-3, "lp": 1e-1}}
 # fields that define the recipe: --resume refuses to continue a run started with different ones
 RECIPE_FIELDS = ("data", "model", "weights", "mode", "epochs", "lp_epochs", "image_size", "batch_size", "lr", "lp_lr",
-                 "backbone_lr_scale", "optimizer", "weight_decay", "scheduler", "augment", "label_smoothing", "limit",
+                 "backbone_lr_scale", "bn", "optimizer", "weight_decay", "scheduler", "augment", "label_smoothing", "limit",
                  "eval_limit", "seed")
 
 
@@ -34,7 +35,10 @@ class TrainConfig:
 
     ``lr`` is the learning rate of the whole-network phases (scratch, ft, the FT part of lpft) and
     ``lp_lr`` of the linear-probe phases; None picks ``DEFAULT_LR[optimizer]`` (AdamW: 1e-3 from
-    scratch, 3e-4 when fine-tuning pretrained weights, 1e-2 for the probe). ``backbone_lr_scale``
+    scratch, 1e-4 when fine-tuning pretrained weights, 1e-2 for the probe). ``bn`` ``auto`` keeps a
+    pretrained network's BatchNorm statistics fixed while fine-tuning (its affine weights still
+    train): switching them to batch statistics of a new domain changes every feature the probe was
+    fit on, which is the distortion LP-FT exists to avoid. ``backbone_lr_scale``
     multiplies the backbone's LR during fine-tuning (the head keeps ``lr``). ``image_size`` None means
     the data's own size for simplecnn, and at least 64 px for ImageNet architectures.
     ``stop_after`` ends the run after that many epochs in total, as if it were killed (for tests
@@ -52,6 +56,7 @@ class TrainConfig:
     lr: float | None = None
     lp_lr: float | None = None
     backbone_lr_scale: float = 1.0
+    bn: str = "auto"  # BatchNorm statistics while training all parameters: auto = frozen if pretrained
     optimizer: str = "adamw"
     weight_decay: float = 0.01
     scheduler: str = "cosine"
@@ -78,6 +83,7 @@ class TrainConfig:
             (self.mode in MODES, f"--mode {self.mode!r} is not one of {', '.join(MODES)}."),
             (self.optimizer in OPTIMIZERS, f"--optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}."),
             (self.scheduler in SCHEDULERS, f"--scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}."),
+            (self.bn in BN_MODES, f"--bn {self.bn!r} is not one of {', '.join(BN_MODES)}."),
             (self.augment in AUGMENTS, f"--augment {self.augment!r} is not one of {', '.join(AUGMENTS)}."),
             (self.weights in (None, "pretrained", "random"), f"--weights {self.weights!r} is not one of pretrained, random."),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}."),
@@ -112,6 +118,11 @@ class TrainConfig:
         if self.mode == "lpft":
             return self.lp_epochs if self.lp_epochs is not None else max(1, self.epochs // 2)
         return 0
+
+    @property
+    def freeze_bn(self) -> bool:
+        """Keep BatchNorm running statistics fixed in whole-network epochs (default: when pretrained)."""
+        return self.bn == "frozen" or (self.bn == "auto" and self.pretrained)
 
     def phase(self, epoch: int) -> str:
         """``lp`` or ``train`` (all parameters) for 0-based ``epoch``."""

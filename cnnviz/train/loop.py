@@ -34,7 +34,7 @@ from cnnviz.models import ModelInfo, save_model
 from cnnviz.train import distributed as D
 from cnnviz.train.config import RECIPE_FIELDS, TrainConfig, TrainError
 from cnnviz.train.metrics import plot_confusion, plot_curves, summarize
-from cnnviz.train.modes import backbone_features, build_for_mode, freeze_backbone, make_optimizer, make_scheduler, param_groups, unfreeze
+from cnnviz.train.modes import backbone_features, build_for_mode, freeze_backbone, make_optimizer, make_scheduler, param_groups, set_train_mode, unfreeze
 
 log = logging.getLogger(__name__)
 PRELOAD_MAX_BYTES = 1_500_000_000  # transformed tensors kept in memory up to this size
@@ -394,7 +394,7 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
             if phase == "lp":
                 model.eval()
             else:
-                model.train()
+                set_train_mode(model, cfg.freeze_bn)
             lr = max(g["lr"] for g in opt.param_groups)
             desc = f"epoch {epoch + 1}/{cfg.epochs} {'LP' if phase == 'lp' else cfg.mode}"
             t_train = time.perf_counter()
@@ -459,7 +459,7 @@ def _enter_phase(phase: str, cfg: TrainConfig, model: nn.Module, tr: _Source, ev
             eval_fwd = head
     else:
         tr.feats = ev.feats = None  # the backbone changes from here on
-        unfreeze(model)
+        unfreeze(model, cfg.freeze_bn)
         scale = cfg.backbone_lr_scale if cfg.pretrained else 1.0
         groups = param_groups(model, cfg.learning_rate("train"), scale, cfg.weight_decay)
         fwd = D.wrap_ddp(model, ctx)

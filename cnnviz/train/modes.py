@@ -101,11 +101,20 @@ def freeze_backbone(model: nn.Module) -> nn.Module:
     return head
 
 
-def unfreeze(model: nn.Module) -> None:
-    """FT / scratch: every parameter trainable, train mode."""
+def unfreeze(model: nn.Module, freeze_bn: bool = False) -> None:
+    """FT / scratch: every parameter trainable, train mode (BatchNorm statistics fixed if ``freeze_bn``)."""
     for p in model.parameters():
         p.requires_grad_(True)
+    set_train_mode(model, freeze_bn)
+
+
+def set_train_mode(model: nn.Module, freeze_bn: bool = False) -> None:
+    """``model.train()``; with ``freeze_bn`` the BatchNorm layers stay in eval mode (running stats used, not updated)."""
     model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 @torch.no_grad()
