@@ -27,8 +27,9 @@ def faithfulness_figure(img: np.ndarray, results: Sequence, class_name: str, pat
 
     n = len(results)
     cols = n + 1
-    fig = new_figure(2.1 * cols, 4.6)
-    gs = fig.add_gridspec(2, max(cols, 2), height_ratios=[1.1, 1.0], hspace=0.45, wspace=0.08)
+    top = 2.1 * img.shape[0] / img.shape[1] + 0.5  # the photo row keeps the image's aspect (+ titles)
+    fig = new_figure(2.1 * cols, top + 2.3)
+    gs = fig.add_gridspec(2, max(cols, 2), height_ratios=[top, 2.3], hspace=0.3, wspace=0.08)
     ax = fig.add_subplot(gs[0, 0])
     ax.imshow(img)
     ax.set_title(f"{class_name[:28]}", fontsize=8)
