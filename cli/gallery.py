@@ -211,7 +211,7 @@ def _finished(run_dir: Path, recipe: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A few minutes on 2 CPU cores: 2000 training images, 48 px, 1-2 epochs.")
+@click.option("--quick", is_flag=True, help="Small and fast: 1000 training images per run, 48 px for Lite0, one whole-network epoch.")
 @click.option("--data", default="fashion-mnist", show_default=True, metavar="SPEC", help="Dataset to train and explain on.")
 @click.option("--data-root", default=None, help="Where datasets are looked for first.")
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False), help="Runs, cache and site go here.")
