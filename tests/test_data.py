@@ -149,3 +149,22 @@ def test_fashion_mnist_local_gray_to_rgb(lite0):
     x = eval_transform(info)(ds[0][0])
     assert tuple(x.shape) == (3, 224, 224)
     assert torch.allclose(x[0] * info.std[0] + info.mean[0], x[1] * info.std[1] + info.mean[1], atol=1e-5)  # gray replicated
+
+
+def test_local_cifar10_python_layout(tmp_path):
+    import pickle
+
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for name, n in [*[(f"data_batch_{i}", 4) for i in range(1, 6)], ("test_batch", 6)]:
+        batch = {b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"labels": list(range(n))}
+        (d / name).write_bytes(pickle.dumps(batch))
+    (d / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
+    tr = open_split("cifar10", "train", data_root=str(tmp_path))
+    te = open_split("cifar-10", "test", data_root=str(tmp_path))
+    assert len(tr) == 20 and len(te) == 6 and tr.class_names[2] == "c2" and tr.channels == 3
+    img, y = te[5]
+    assert img.mode == "RGB" and img.size == (32, 32) and y == 5
+    raw = pickle.loads((d / "test_batch").read_bytes())[b"data"][5].reshape(3, 32, 32).transpose(1, 2, 0)
+    assert np.array_equal(np.asarray(img), raw)  # channel-planar rows decoded to HWC correctly

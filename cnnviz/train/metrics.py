@@ -102,3 +102,26 @@ def format_table(summary: dict[str, Any]) -> str:
         out.append(f"{name:<{w}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  {r['support']:7d}")
     out.append(f"{'accuracy':<{w}}  {summary['accuracy']:.4f} on {summary['num_images']} images (macro F1 {summary['macro_f1']:.3f})")
     return "\n".join(out)
+
+
+def plot_runs(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.PathLike[str], title: str = "") -> None:
+    """Compare runs: validation accuracy and training loss per epoch, one line per ``(label, metrics.json dict)``."""
+    from matplotlib.ticker import MaxNLocator
+
+    from cnnviz.render import new_figure, save_figure
+
+    fig = new_figure(10, 3.6)
+    ax, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for label, m in runs:
+        ep = [h["epoch"] for h in m["history"]]
+        ax.plot(ep, [100 * h["val_accuracy"] for h in m["history"]], "o-", label=f"{label}: {100 * m['test_accuracy']:.1f}%")
+        ax2.plot(ep, [h["train_loss"] for h in m["history"]], "o-", label=label)
+    for a, ylabel in ((ax, "test accuracy (%)"), (ax2, "training loss")):
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.set_xlabel("epoch")
+        a.set_ylabel(ylabel)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    save_figure(fig, path)
