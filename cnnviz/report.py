@@ -395,7 +395,10 @@ class Report:
                     rows.append([d["layer"], d["type"], _fmt_pair(d["rf"]), _fmt_pair(d["stride"]), _fmt_pair(d["padding"])])
             return {"rows": rows[:60]}
 
-        d, meta = self.cache.get(who, mh, "-", "receptive", {"input_size": list(info.input_size)}, compute)
+        # the analytic field depends on the architecture and input size, not on the weights: models
+        # that share an architecture (scratch / LP / LP-FT) share this entry
+        arch_key = "arch:" + _digest([info.arch, info.arch_kwargs, list(info.input_size), info.num_classes])
+        d, meta = self.cache.get(who, arch_key, "-", "receptive", {"input_size": list(info.input_size)}, compute)
         out = [{"id": "receptive", "title": "Receptive fields",
                 "note": "Theoretical receptive field (pixels), stride and effective padding of each conv/pool layer.",
                 "table": {"columns": ["layer", "type", "receptive field", "stride", "padding"], "rows": meta["rows"]}}]
