@@ -193,8 +193,8 @@ def test_sweep_trains_each_setting_once(tmp_path):
 @pytest.mark.slow
 def test_lite0_lpft_end_to_end(tmp_path):
     """The bundled ImageNet Lite0, grayscale 28 px data at 64 px: the probe alone is far above chance."""
-    m = train_run(TrainConfig(data="fashion-mnist", model="efficientnet_lite0", mode="lpft", epochs=2, limit=256, eval_limit=100,
-                              batch_size=32, image_size=64, device="cpu", out=str(tmp_path / "lite0"), tensorboard=False), progress=False)
+    m = train_run(TrainConfig(data="fashion-mnist", model="efficientnet_lite0", mode="lpft", epochs=2, limit=160, eval_limit=80,
+                              batch_size=16, image_size=64, device="cpu", out=str(tmp_path / "lite0"), tensorboard=False), progress=False)
     assert [h["phase"] for h in m["history"]] == ["lp", "train"]
-    assert m["history"][0]["val_accuracy"] > 0.45  # chance is 0.10
-    assert m["input_size"] == [3, 64, 64] and m["test_accuracy"] > 0.2
+    assert m["history"][0]["val_accuracy"] > 0.35  # chance is 0.10; 10 probe steps on ImageNet features
+    assert m["input_size"] == [3, 64, 64] and m["test_accuracy"] >= m["history"][0]["val_accuracy"] - 0.1  # FT keeps the probe's gains
