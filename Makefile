@@ -31,11 +31,7 @@ system:
 setup: $(STAMP) system
 
 demo: setup
-	@mkdir -p demo-out
-	$(PY) -c "import PIL.Image, skimage.data; PIL.Image.fromarray(skimage.data.chelsea()).save('demo-out/chelsea.jpg')"
-	$(VENV)/bin/cnnviz filters --layer conv_stem --out demo-out/filters-conv_stem.png
-	$(VENV)/bin/cnnviz activations demo-out/chelsea.jpg --layer blocks.2 --out demo-out/activations-chelsea.png
-	@echo "pictures in $$(pwd)/demo-out/"
+	$(VENV)/bin/cnnviz demo --quick --out demo-out
 
 demo-full: setup
 	$(VENV)/bin/cnnviz demo --out demo-out
