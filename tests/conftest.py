@@ -22,6 +22,18 @@ def _torch_threads():
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread for tests of tiny models: 2 threads cost more in sync than they save,
+    and far more when the machine is shared."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def tiny_cnn():
     """A random simplecnn (width 4, depth 2) for 3x32x32 inputs: ``(model, info)``."""
     import torch

@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: on a shared 2-core machine, 2 intra-op threads cost more in sync than they save."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 
 
 @pytest.fixture

@@ -11,14 +11,7 @@ from cnnviz.explain import objectives as O
 from cnnviz.explain.fvparam import ImageParam, random_views
 from cnnviz.explain.maximize import maximize, maximize_classes
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: on a shared 2-core machine, 2 intra-op threads cost more in sync than they save."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 
 
 def color_net():

@@ -12,14 +12,7 @@ from torch import nn
 
 from cnnviz.explain.receptive import receptive_field, receptive_fields
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: on a shared 2-core machine, 2 intra-op threads cost more in sync than they save."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 
 
 class Branchy(nn.Module):
