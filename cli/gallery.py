@@ -185,7 +185,7 @@ def demo_runs(quick: bool, data: str) -> list[tuple[str, dict[str, Any]]]:
             ("simplecnn-scratch", {**common, "model": "simplecnn:width=16,depth=2", "mode": "scratch", "epochs": 4}),
             ("lite0-scratch", {**lite, "mode": "scratch", "epochs": 1}),
             ("lite0-lp", {**lite, "mode": "lp", "epochs": 3}),  # LP epochs reuse cached features: cheap
-            ("lite0-lpft", {**lite, "mode": "lpft", "epochs": 3, "lp_epochs": 2, "lr": 5e-4}),
+            ("lite0-lpft", {**lite, "mode": "lpft", "epochs": 3, "lp_epochs": 2}),  # trainer default FT lr, BN kept
         ]
     common = {"data": data, "limit": 20000, "eval_limit": 2000, "batch_size": 64, "augment": "basic"}
     lite = {**common, "model": "efficientnet_lite0", "image_size": 64}
