@@ -120,6 +120,19 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explain_fn, 
     _finish(bad, total, done)
 
 
+def _prepare(images: tuple[str, ...], model_spec: str, weights: str, device: str, layer: str | None, target: str | None):
+    """What gradcam / attribute / faithfulness share: inputs gathered (bad ones listed), the model loaded,
+    an explicit --layer checked, --target resolved. Returns ``(paths, bad, model, info, target index or None)``."""
+    from cnnviz.layers import resolve_layer
+
+    paths, bad = _gather(images)
+    model, minfo, _ = load(model_spec, weights, device)
+    if layer:
+        resolve_layer(model, layer)
+    tgt = minfo.class_index(target) if target is not None else None
+    return paths, bad, model, minfo, tgt
+
+
 def _common_options(f):
     f = click.option("--image-size", type=click.IntRange(min=16), default=None,
                      help="Resize images to this square size for the model [the model's own input size].")(f)
@@ -147,16 +160,11 @@ def gradcam(images, model_spec, weights, layer, method, target, save_raw, as_jso
     """
     from cnnviz.explain.cam import METHODS, MethodError, compute_cams, default_cam_layer
     from cnnviz.errors import suggestion
-    from cnnviz.layers import resolve_layer
 
     if method not in METHODS:
         raise MethodError(f"unknown --method {method!r}.{suggestion(method, METHODS)} Choose from: {', '.join(METHODS)}.")
-    paths, pre_bad = _gather(images)
-    model, minfo, _ = load(model_spec, weights, device)
-    if layer:
-        resolve_layer(model, layer)
+    paths, pre_bad, model, minfo, tgt = _prepare(images, model_spec, weights, device, layer, target)
     layer = layer or default_cam_layer(model, minfo)
-    tgt = minfo.class_index(target) if target is not None else None
     size = (image_size, image_size) if image_size else None
 
     def explain_fn(x):
@@ -193,13 +201,7 @@ def attribute(images, model_spec, weights, method, layer, steps, samples, intern
 
     if method not in ATTRIBUTION_METHODS:
         raise AttributionError(f"unknown --method {method!r}.{suggestion(method, ATTRIBUTION_METHODS)} Choose from: {', '.join(ATTRIBUTION_METHODS)}.")
-    paths, pre_bad = _gather(images)
-    model, minfo, _ = load(model_spec, weights, device)
-    if layer:
-        from cnnviz.layers import resolve_layer
-
-        resolve_layer(model, layer)
-    tgt = minfo.class_index(target) if target is not None else None
+    paths, pre_bad, model, minfo, tgt = _prepare(images, model_spec, weights, device, layer, target)
     att = Attributor(model, method, info=minfo, layer=layer, n_steps=steps, nt_samples=samples, internal_batch_size=internal_batch_size,
                      window=window, perturbations_per_eval=internal_batch_size, seed=seed)
     size = (image_size, image_size) if image_size else None
@@ -244,7 +246,6 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, pat
     from cnnviz.explain.faithfulness import evaluate_methods, rank_methods
     from cnnviz.explain.faithfulness_plot import faithfulness_figure, markdown_table
     from cnnviz.explain.stream import image_batches, unique_stems
-    from cnnviz.layers import resolve_layer
 
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
     known = (*METHODS, *ATTRIBUTION_METHODS, "random")
@@ -253,15 +254,11 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, pat
             raise CnnvizError(f"unknown method {m!r} in --methods.{suggestion(m, known)} Choose from: {', '.join(known)}.")
     if not wanted:
         raise CnnvizError("--methods is empty")
-    paths, bad = _gather(images)
+    paths, bad, model, minfo, tgt = _prepare(images, model_spec, weights, device, layer, target)
     n_pre = len(bad)
     for _, msg in bad:
         info(f"skipped: {msg}")
-    model, minfo, _ = load(model_spec, weights, device)
-    if layer:
-        resolve_layer(model, layer)
     layer = layer or default_cam_layer(model, minfo)
-    tgt = minfo.class_index(target) if target is not None else None
     size = (image_size, image_size) if image_size else None
     stems = dict(zip(paths, unique_stems(paths)))
     per_method: dict[str, list[dict]] = {m: [] for m in wanted}
