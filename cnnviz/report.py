@@ -529,9 +529,8 @@ class Report:
             loaded = []
             for src, label in zip(models, labels):
                 m, inf = load_model(src.spec, weights=src.weights, device=dev)
-                inf.source = label  # compare names models by their source: show our labels
                 loaded.append((m, inf))
-            comp = fn(loaded, dataset, **_accepts(fn, eval_limit=self.cfg.eval_limit, device=dev, seed=self.cfg.seed))
+            comp = fn(loaded, dataset, **_accepts(fn, eval_limit=self.cfg.eval_limit, device=dev, seed=self.cfg.seed, names=labels))
             figs = []
             try:
                 figs = [p.name for p in comp.write_figures(tmp / "fig")]
@@ -541,7 +540,7 @@ class Report:
             return {"figures": figs}
 
         d, meta = self.cache.get("+".join(labels), "+".join(hashes), data_hash or "-", "compare",
-                                 {"eval_limit": self.cfg.eval_limit, "labels": labels}, compute)
+                                 {"eval_limit": self.cfg.eval_limit, "labels": labels, "named": 1}, compute)
         data = json.loads((d / "comparison.json").read_text())
         headline += _comparison_headline(data)
         for f in meta.get("figures", []):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cnnviz.compare import compare_models
+from cnnviz.errors import CnnvizError
 from cnnviz.compare.agreement import AgreementAccumulator, cam_iou, random_iou, top_region
 from cnnviz.compare.drift import layer_group, pair_drift, weight_drift
 from cnnviz.compare.layersel import default_layers
@@ -229,3 +230,14 @@ def test_real_lite0_origin_drift_and_cross_architecture_on_fashion_mnist():
     assert np.all(np.isfinite(m)) and m.max() <= 1.0 + 1e-6
     assert doc["cam_agreement"]["layers"][comp.names[1]] == "blocks.4"  # bn2 is 2x2 at 64 px
     assert doc["per_class"]["n"] == 16 and len(doc["per_class"]["pairs"]) == 1
+
+
+def test_compare_models_uses_given_names():
+    ds = _dataset()
+    a, b = _tiny(0, mode="ft"), _tiny(1, mode="scratch")
+    comp = compare_models([a, b], ds, eval_limit=12, batch_size=6, cam=False, origin=False, names=["my-ft", "my-scratch"])
+    doc = comp.to_json()
+    assert [m["name"] for m in doc["models"]] == ["my-ft", "my-scratch"]
+    assert set(doc["layers"]) == {"my-ft", "my-scratch"}
+    with pytest.raises(CnnvizError, match="unique name"):
+        compare_models([a, b], ds, eval_limit=12, batch_size=6, cam=False, names=["x", "x"])

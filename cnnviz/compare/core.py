@@ -156,6 +156,7 @@ def compare_models(
     origin: bool = True,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    names: Sequence[str] | None = None,
 ) -> Comparison:
     """Compare ``models`` (``(model, ModelInfo)`` pairs, >= 2) on ``dataset`` (items ``(PIL image, label)``).
 
@@ -165,7 +166,8 @@ def compare_models(
     true class is explained for models trained on the dataset's classes, otherwise the top-1).
     Filter drift is computed from the weights for same-architecture, same-origin pairs, and with
     ``origin`` against each fine-tuned model's pretrained weights. ``progress(done, total)`` is called
-    after each batch. Models are left as found (eval mode inside; hooks removed).
+    after each batch. ``names`` labels the models in JSON and figures (default: ``arch (mode)``, made
+    unique). Models are left as found (eval mode inside; hooks removed).
     """
     from cnnviz.data import eval_transform, limit_dataset, make_loader
 
@@ -175,7 +177,12 @@ def compare_models(
         raise CnnvizError(f"--batch-size {batch_size} is too small: minibatch CKA needs at least 4 images per batch.")
     dev = torch.device(device)
     infos = [info for _, info in models]
-    names = model_names(infos)
+    if names is not None:
+        names = [str(n) for n in names]
+        if len(names) != len(models) or len(set(names)) != len(names):
+            raise CnnvizError(f"compare needs one unique name per model, got {names!r} for {len(models)} models.")
+    else:
+        names = model_names(infos)
     layer_lists = resolve_layers(models, names, layers)
     class_names = list(getattr(dataset, "class_names", []) or [])
     if eval_limit is not None and len(dataset) > eval_limit:
