@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from cnnviz.atomic import json_default
+
 MODEL_HELP = "checkpoint path (*.pt), timm name (efficientnet_lite0, timm:NAME), torchvision:NAME, or simplecnn."
 
 
@@ -43,23 +45,8 @@ def load(model_spec: str, weights: str, device: str = "cpu"):  # noqa: ANN201
 
 def emit_json(obj: Any) -> None:
     """One JSON document per line on stdout."""
-    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+    sys.stdout.write(json.dumps(obj, default=json_default) + "\n")
     sys.stdout.flush()
-
-
-def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:
-        pass
-    if isinstance(o, tuple):
-        return list(o)
-    return str(o)
 
 
 def info(msg: str) -> None:

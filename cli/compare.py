@@ -85,7 +85,7 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
 
     from tqdm import tqdm
 
-    from cnnviz.atomic import atomic_dir, write_text
+    from cnnviz.atomic import atomic_dir, json_default, write_text
     from cnnviz.compare import compare_models
     from cnnviz.data import open_split
     from cnnviz.device import resolve_device
@@ -120,7 +120,7 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
 
     def write(folder: Path) -> list[Path]:
         paths = comp.write_figures(folder)
-        write_text(folder / "compare.json", json.dumps(doc, indent=1, default=_default))
+        write_text(folder / "compare.json", json.dumps(doc, indent=1, default=json_default))
         return paths
 
     if fresh:  # a new folder (or an earlier compare's): build it aside, then swap it in whole
@@ -134,16 +134,6 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
     else:
         _print_summary(doc)
     info(f"wrote {target / 'compare.json'} and {len(paths)} figures (start with {target / 'summary.png'})")
-
-
-def _default(o):  # noqa: ANN001, ANN202
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def _print_summary(doc: dict) -> None:

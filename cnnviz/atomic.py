@@ -54,6 +54,22 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def json_default(o: object) -> object:
+    """``json.dumps(default=...)`` for results: numpy scalars/arrays become numbers/lists, tuples lists,
+    anything else its ``str``."""
+    import sys
+
+    np = sys.modules.get("numpy")  # only numpy objects need numpy; don't import it for plain data
+    if np is not None:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    return str(o)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; on success it replaces ``path`` whole.

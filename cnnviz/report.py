@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.atomic import atomic_dir, write_text
+from cnnviz.atomic import atomic_dir, json_default, write_text
 from cnnviz.errors import CnnvizError, LayerError
 
 log = logging.getLogger(__name__)
@@ -536,7 +536,7 @@ class Report:
                 figs = [p.name for p in comp.write_figures(tmp / "fig")]
             except (ImportError, AttributeError) as e:
                 log.info("comparison figures unavailable: %s", e)
-            write_text(tmp / "comparison.json", json.dumps(comp.to_json(), default=_jsonable))
+            write_text(tmp / "comparison.json", json.dumps(comp.to_json(), default=json_default))
             return {"figures": figs}
 
         d, meta = self.cache.get("+".join(labels), "+".join(hashes), data_hash or "-", "compare",
@@ -573,14 +573,6 @@ def _dev(model: Any) -> Any:
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def _fmt(v: Any) -> str:
