@@ -139,3 +139,14 @@ def test_class_peak_is_mapped_onto_the_box_layer(tiny_data):
     for e in got:
         assert 0 <= e.location[0] < 8 and 0 <= e.location[1] < 8  # features.13's 8x8 grid, not features.20's 4x4
         assert e.box == box_rf.region(*e.location, clip_to=(32, 32))
+
+
+def test_coarse_cam_cell_maps_to_the_middle_of_its_region():
+    from cnnviz.explain.examples import cell_to_grid
+
+    # a 2x2 Grad-CAM whose bottom-left cell wins, on a 12x12 box-layer grid: the middle of that
+    # quadrant (rows 6-11, cols 0-5), not the corner an upsampled plateau's argmax would give
+    assert cell_to_grid((1, 0), (2, 2), (12, 12)) == (9, 3)
+    assert cell_to_grid((0, 1), (2, 2), (12, 12)) == (3, 9)
+    assert cell_to_grid((3, 3), (4, 4), (8, 8)) == (7, 7)  # same-size cells stay put at the edges
+    assert cell_to_grid((2, 5), (8, 8), (8, 8)) == (2, 5)  # identical grids: identity

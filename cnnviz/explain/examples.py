@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,19 @@ class Example:
 def _spatial_fields(model: nn.Module, input_size: tuple[int, int, int]) -> list[ReceptiveField]:
     return [r for r in receptive_fields(model, input_size, ignore_gates=True)
             if not r.is_global and r.output_shape and len(r.output_shape) == 3 and r.output_shape[1] * r.output_shape[2] > 1]
+
+
+def cell_to_grid(cell: tuple[int, int], src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> tuple[int, int]:
+    """The unit of a ``dst_hw`` grid whose centre is nearest the centre of ``cell`` on a ``src_hw`` grid
+    over the same image.
+
+    Why not upsample the coarse map and take its argmax: bilinear upsampling of e.g. a 2x2 CAM makes a
+    flat plateau over a whole corner, and argmax then returns the plateau's first pixel -- the image
+    corner, usually background -- instead of the middle of the winning cell.
+    """
+    return tuple(  # type: ignore[return-value]
+        min(dst - 1, max(0, math.floor((c + 0.5) * dst / src))) for c, src, dst in zip(cell, src_hw, dst_hw)
+    )
 
 
 def default_box_layer(model: nn.Module, input_size: tuple[int, int, int],
@@ -131,8 +145,6 @@ def top_examples(
                 scores = logits[:, target_class]
                 g = probe.gradients(scores.sum())[cam_layer]
                 m = torch.relu((g.mean((2, 3), keepdim=True) * act).sum(1)).detach()  # Grad-CAM (B, h, w)
-                if tuple(m.shape[1:]) != grid_hw:
-                    m = torch.nn.functional.interpolate(m[:, None], size=grid_hw, mode="bilinear", align_corners=False)[:, 0]
                 scores = scores.detach()
             else:
                 if not 0 <= channel < act.shape[1]:
@@ -144,7 +156,7 @@ def top_examples(
                 s, idx = float(scores[i]), seen + i
                 if len(heap) == k and (s, -idx) <= heap[0][:2]:
                     continue
-                loc = divmod(int(flat[i]), m.shape[2])
+                loc = cell_to_grid(divmod(int(flat[i]), m.shape[2]), tuple(m.shape[1:]), grid_hw)
                 img = denormalize(x[i], info.mean, info.std)
                 box = rf.region(*loc, clip_to=hw)
                 ex = Example(idx, s, int(y[i]), img, box, img[box[0] : box[2], box[1] : box[3]].copy(), loc)
