@@ -76,7 +76,7 @@ def _dataset_refs(ds: Any, n: int) -> list[Any]:
 
     from cnnviz.report import ImageRef
 
-    targets = list(getattr(ds, "targets", [ds[i][1] for i in range(len(ds))]))
+    targets = list(ds.targets) if hasattr(ds, "targets") else [ds[i][1] for i in range(len(ds))]  # never decode when labels are known
     names = list(getattr(ds, "class_names", []) or [])
     by_class: dict[int, list[int]] = {}
     for i, t in enumerate(targets):

@@ -96,7 +96,9 @@ class ArrayImages(LabeledImages):
         self.image_size = (int(self.images.shape[1]), int(self.images.shape[2]))
 
     def _image(self, i: int) -> Any:
-        from PIL import Image
+        from PIL import Image, ImageOps
+
+        from cnnviz.images import to_rgb_uint8
 
         return Image.fromarray(self.images[i], mode="L" if self.channels == 1 else "RGB")
 
@@ -125,7 +127,9 @@ class FolderImages(LabeledImages):
         self._bad: set[int] = set()
 
     def _image(self, i: int) -> Any:
-        from PIL import Image
+        from PIL import Image, ImageOps
+
+        from cnnviz.images import to_rgb_uint8
 
         for step in range(len(self.paths)):
             j = (i + step) % len(self.paths)
@@ -134,7 +138,12 @@ class FolderImages(LabeledImages):
             try:
                 with Image.open(self.paths[j]) as im:
                     im.load()
-                    return im.convert("RGB") if im.mode not in ("RGB", "L") else im.copy()
+                    im = ImageOps.exif_transpose(im)
+                    if im.mode in ("RGB", "L"):
+                        return im.copy()
+                    # the same decoding as cnnviz.images.load_image (16-bit scaled, alpha on white),
+                    # so a model is trained on the pixels it is later explained on
+                    return Image.fromarray(to_rgb_uint8(im))
             except Exception as e:  # PIL raises many types for broken files
                 self._bad.add(j)
                 self.skipped += 1

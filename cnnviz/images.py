@@ -48,7 +48,7 @@ def load_image(path: str | os.PathLike[str], max_side: int = MAX_SIDE) -> np.nda
                 )
             im.load()
             im = ImageOps.exif_transpose(im)
-            arr = _to_rgb_uint8(im)
+            arr = to_rgb_uint8(im)
     except ImageError:
         raise
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ValueError...
@@ -64,7 +64,8 @@ def _fit(hw: Sequence[int], max_side: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
-def _to_rgb_uint8(im: "PIL.Image.Image") -> np.ndarray:  # noqa: F821
+def to_rgb_uint8(im: "PIL.Image.Image") -> np.ndarray:  # noqa: F821
+    """A decoded PIL image of any mode -> ``(H, W, 3) uint8``: 16-bit/float scaled, transparency on white."""
     from PIL import Image
 
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):

@@ -168,3 +168,27 @@ def test_local_cifar10_python_layout(tmp_path):
     assert img.mode == "RGB" and img.size == (32, 32) and y == 5
     raw = pickle.loads((d / "test_batch").read_bytes())[b"data"][5].reshape(3, 32, 32).transpose(1, 2, 0)
     assert np.array_equal(np.asarray(img), raw)  # channel-planar rows decoded to HWC correctly
+
+
+def test_folder_images_decode_like_the_explainers(tmp_path):
+    """Training/eval pixels equal what gradcam & friends load: 16-bit scaled, transparency on white."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnviz.data import open_split
+    from cnnviz.images import load_image
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+    deep = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "a" / "deep.png")
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:, :4, 3] = 0
+    rgba[:, 4:, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "b" / "alpha.png")
+    ds = open_split(str(tmp_path), "train")
+    for i in range(len(ds)):
+        img, label = ds[i]
+        path = tmp_path / ds.class_names[label] / ("deep.png" if ds.class_names[label] == "a" else "alpha.png")
+        np.testing.assert_array_equal(np.asarray(img.convert("RGB")), load_image(path))

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from cnnviz.errors import CnnvizError, LayerError, TargetError
+from cnnviz.explain.cam import cam_from_gradients
 from cnnviz.explain.receptive import ReceptiveField, receptive_fields
 from cnnviz.probe import LayerProbe
 
@@ -144,7 +145,7 @@ def top_examples(
             if target_class is not None:
                 scores = logits[:, target_class]
                 g = probe.gradients(scores.sum())[cam_layer]
-                m = torch.relu((g.mean((2, 3), keepdim=True) * act).sum(1)).detach()  # Grad-CAM (B, h, w)
+                m = torch.relu(cam_from_gradients(act, g, "gradcam")).detach()  # Grad-CAM (B, h, w)
                 scores = scores.detach()
             else:
                 if not 0 <= channel < act.shape[1]:
