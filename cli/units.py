@@ -115,6 +115,7 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
 @click.option("--images", multiple=True, type=click.Path(), help="Images (or folders) for --effective [noise].")
 @click.option("--data", "data_spec", default=None, help="Dataset for --effective (fashion-mnist, cifar10, folder...).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--data-root", default=None, help="Where datasets live [$CNNVIZ_DATA, ~/.cache/cnnviz/data, /usr/share/datasets].")
 @click.option("--num", "num", type=click.IntRange(min=1), default=8, show_default=True, help="Images (or noise draws) to average.")
 @click.option("--channel", type=click.IntRange(min=0), default=None, help="One channel of the centre unit [all].")
 @click.option("--compare/--no-compare", default=True, show_default=True,
@@ -123,7 +124,7 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
 @seed_option
 @device_option
 def rf(model_spec: str, weights: str, layer: str | None, as_json: bool, effective: bool, ignore_gates: bool, images: tuple[str, ...],
-       data_spec: str | None, split: str, num: int, channel: int | None, compare: bool, out: str | None, seed: int,
+       data_spec: str | None, split: str, data_root: str | None, num: int, channel: int | None, compare: bool, out: str | None, seed: int,
        device: str) -> None:
     """Receptive fields: size, stride and effective padding of every layer (or --effective)."""
     from cnnviz.errors import CnnvizError
@@ -149,10 +150,10 @@ def rf(model_spec: str, weights: str, layer: str | None, as_json: bool, effectiv
         raise CnnvizError("--effective needs --layer (a layer with a spatial output; see `cnnviz rf`).")
     if images and data_spec:
         raise CnnvizError("give --images or --data, not both.")
-    _effective(model, minfo, dev, model_spec, layer, images, data_spec, split, num, channel, compare, out, seed, as_json)
+    _effective(model, minfo, dev, model_spec, layer, images, data_spec, split, data_root, num, channel, compare, out, seed, as_json)
 
 
-def _effective(model, minfo, dev, model_spec, layer, images, data_spec, split, num, channel, compare, out, seed, as_json):  # noqa: ANN001, ANN202
+def _effective(model, minfo, dev, model_spec, layer, images, data_spec, split, data_root, num, channel, compare, out, seed, as_json):  # noqa: ANN001, ANN202
     import torch
 
     from cnnviz.explain.erf import effective_receptive_field, render_erfs
@@ -171,7 +172,7 @@ def _effective(model, minfo, dev, model_spec, layer, images, data_spec, split, n
     elif data_spec:
         from cnnviz.data import eval_transform, open_split
 
-        ds = open_split(data_spec, split, limit=None)
+        ds = open_split(data_spec, split, data_root=data_root, limit=None)
         tf = eval_transform(minfo)
         x = torch.stack([tf(ds[i][0]) for i in range(min(num, len(ds)))])
         source = f"{len(x)} {data_spec} images"
