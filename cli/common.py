@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from cnnviz.atomic import json_default
+from cnnviz.atomic import dumps_json
+
+# One option-bounds layer: every command takes its sizes from here, so absurd values are refused
+# (exit 2, one line) before any work starts, with the same limits everywhere.
+IMAGE_SIDE = click.IntRange(8, 2048)  # a model input side / canvas side in pixels
+BATCH_SIZE = click.IntRange(1, 4096)
+NUM_WORKERS = click.IntRange(0, 64)
+STEPS = click.IntRange(1, 100_000)  # optimization / integration / curve steps
 
 MODEL_HELP = "checkpoint path (*.pt), timm name (efficientnet_lite0, timm:NAME), torchvision:NAME, or simplecnn."
 
@@ -45,7 +51,7 @@ def load(model_spec: str, weights: str, device: str = "cpu"):  # noqa: ANN201
 
 def emit_json(obj: Any) -> None:
     """One JSON document per line on stdout."""
-    sys.stdout.write(json.dumps(obj, default=json_default) + "\n")
+    sys.stdout.write(dumps_json(obj) + "\n")
     sys.stdout.flush()
 
 

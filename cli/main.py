@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gradcam": ("cam", "gradcam", "Grad-CAM and its family over images (overlay PNGs, raw maps, JSON)."),
     "attribute": ("cam", "attribute", "Gradient attributions (saliency, IG, SmoothGrad, occlusion...)."),
     "faithfulness": ("cam", "faithfulness", "Rank explanation methods by deletion/insertion AUC and ROAD."),
+    "sanity": ("sanity", "sanity", "Sanity checks: do the maps change when the weights are randomized?"),
     "maximize": ("units", "maximize", "Synthesize the image that maximizes a class or unit."),
     "rf": ("units", "rf", "Analytic or effective receptive fields of layers."),
     "examples": ("units", "examples", "Dataset images and patches that most excite a class or unit."),

@@ -54,6 +54,42 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def finite_or_none(o: object) -> object:
+    """``o`` with every NaN/Infinity float (also inside dicts, lists, tuples, numpy arrays) replaced by None.
+
+    ``NaN``/``Infinity`` are not JSON: browsers and most parsers reject them. Writers call this (through
+    ``dumps_json``) and say in prose why a value is missing.
+    """
+    import math
+    import sys
+
+    np = sys.modules.get("numpy")
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if np is not None:
+        if isinstance(o, np.ndarray):
+            return finite_or_none(o.tolist())
+        if isinstance(o, np.floating):
+            return finite_or_none(float(o))
+        if isinstance(o, np.generic):
+            return o.item()
+    if isinstance(o, dict):
+        return {k: finite_or_none(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite_or_none(v) for v in o]
+    return o
+
+
+def dumps_json(obj: object, **kwargs: object) -> str:
+    """Strict JSON text: NaN/Infinity become null, numpy values plain numbers, unknown objects their ``str``.
+
+    Every JSON document cnnviz writes or prints goes through here (``allow_nan=False`` proves it).
+    """
+    import json
+
+    return json.dumps(finite_or_none(obj), default=json_default, allow_nan=False, **kwargs)  # type: ignore[arg-type]
+
+
 def json_default(o: object) -> object:
     """``json.dumps(default=...)`` for results: numpy scalars/arrays become numbers/lists, tuples lists,
     anything else its ``str``."""
