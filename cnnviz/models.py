@@ -137,6 +137,10 @@ def build_model(
     """
     kind, name, kw = parse_spec(arch)
     kw = {**kw, **(arch_kwargs or {})}
+    if "probe_layer" in kw:  # `cnnviz train --probe-layer`: the network cut after that layer, with a new linear head
+        from cnnviz.train.truncate import build_truncated
+
+        return build_truncated(arch, kw, num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, input_size=input_size)
     if kind == "checkpoint":
         raise ModelSpecError(f"build_model() takes an architecture, not a checkpoint path ({arch!r}); use load_model().")
     if kind == "simplecnn":

@@ -25,17 +25,23 @@ class LabeledImages:
     """A map-style dataset of ``(PIL.Image.Image, int)`` with ``class_names`` and ``targets``.
 
     Subclasses implement ``array(i)``. ``source`` says where the images came from (a path).
+    ``skipped`` counts unreadable files met so far in this process: ``header_skipped`` (dropped when
+    the dataset was built) plus those that failed to decode when read.
     """
 
     name: str = ""
     source: str = ""
     channels: int = 3
     image_size: tuple[int, int] | None = None
+    header_skipped: int = 0
 
     def __init__(self, targets: Sequence[int], class_names: Sequence[str]) -> None:
         self.targets: list[int] = [int(t) for t in targets]
         self.class_names: list[str] = list(class_names)
-        self.skipped = 0
+
+    @property
+    def skipped(self) -> int:
+        return self.header_skipped
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -114,9 +120,13 @@ class FolderImages(LabeledImages):
             keep_t.append(int(t))
         super().__init__(keep_t, class_names)
         self.paths = keep_p
-        self.skipped = bad
+        self.header_skipped = bad
         self.name = self.source = name
         self._bad: set[int] = set()
+
+    @property
+    def skipped(self) -> int:
+        return self.header_skipped + len(self._bad)
 
     def array(self, i: int) -> np.ndarray | None:
         from cnnviz.images import load_image
@@ -127,7 +137,6 @@ class FolderImages(LabeledImages):
             return load_image(self.paths[i])
         except ImageError as e:
             self._bad.add(i)
-            self.skipped += 1
             log.warning("skipping unreadable image %s", str(e).removeprefix("cannot read image "))
             return None
 
@@ -172,12 +181,12 @@ class SubsetImages(LabeledImages):
         return self._image(i), self.targets[i]
 
     @property
-    def skipped(self) -> int:  # type: ignore[override]
-        return getattr(self.base, "skipped", 0)
+    def skipped(self) -> int:
+        return self.base.skipped
 
-    @skipped.setter
-    def skipped(self, v: int) -> None:  # the base class __init__ assigns it
-        pass
+    @property
+    def header_skipped(self) -> int:  # type: ignore[override]
+        return self.base.header_skipped
 
 
 def header_ok(p: Path) -> bool:

@@ -46,7 +46,8 @@ class SampleDataset:
 
 
 class Collate:
-    """Stack samples into ``(x, y (B,) int64, bad)``; ``bad`` lists the indices that could not be decoded.
+    """Stack samples into ``(x, y (B,) int64, bad, idx)``: ``bad`` lists the indices that could not be
+    decoded, ``idx`` (a tensor) those of the rows of ``x``.
 
     ``x`` is the uint8 batch ``(B, C, H, W)`` when all samples share a size and ``finish`` is False,
     else the finished float batch (``transform.batch``); None when no sample of the batch was readable.
@@ -56,19 +57,20 @@ class Collate:
     def __init__(self, transform: Any, finish: bool) -> None:
         self.transform, self.finish = transform, finish
 
-    def __call__(self, items: Sequence[tuple[Any, int, int]]) -> tuple[Any, Any, list[int]]:
+    def __call__(self, items: Sequence[tuple[Any, int, int]]) -> tuple[Any, Any, list[int], Any]:
         import torch
 
         good = [it for it in items if it[0] is not None]
         bad = [it[2] for it in items if it[0] is None]
         y = torch.as_tensor([it[1] for it in good], dtype=torch.long)
+        idx = torch.as_tensor([it[2] for it in good], dtype=torch.long)
         if not good:
-            return None, y, bad
+            return None, y, bad, idx
         xs = [it[0] for it in good]
         if all(t.shape == xs[0].shape for t in xs):
             x = torch.stack(xs)
-            return (self.transform.batch(x) if self.finish else x), y, bad
-        return torch.cat([self.transform.batch(t.unsqueeze(0)) for t in xs]), y, bad
+            return (self.transform.batch(x) if self.finish else x), y, bad, idx
+        return torch.cat([self.transform.batch(t.unsqueeze(0)) for t in xs]), y, bad, idx
 
 
 class TransformedDataset:
@@ -95,7 +97,7 @@ class _Finished:
         return len(self.loader)
 
     def __iter__(self):
-        for x, y, _ in self.loader:
+        for x, y, _, _ in self.loader:
             if x is not None:
                 yield x, y
 
@@ -116,7 +118,7 @@ def sample_loader(
     sampler: Any = None,
     pin_memory: bool = False,
 ) -> "torch.utils.data.DataLoader":  # noqa: F821
-    """A DataLoader of ``(x, y, bad)`` batches (see ``Collate``) for a split transform."""
+    """A DataLoader of ``(x, y, bad, idx)`` batches (see ``Collate``) for a split transform."""
     import torch
     from torch.utils.data import DataLoader
 
