@@ -198,3 +198,28 @@ def test_lite0_lpft_end_to_end(tmp_path):
     assert [h["phase"] for h in m["history"]] == ["lp", "train"]
     assert m["history"][0]["val_accuracy"] > 0.35  # chance is 0.10; 10 probe steps on ImageNet features
     assert m["input_size"] == [3, 64, 64] and m["test_accuracy"] >= m["history"][0]["val_accuracy"] - 0.1  # FT keeps the probe's gains
+
+
+def test_random_labels_permute_training_labels_only(tmp_path):
+    """--random-labels (sanity checks, Adebayo et al. 2018): train labels shuffled by the seed, test labels real."""
+    from cnnviz.train.loop import _open_splits
+
+    cfg = tiny_cfg(tmp_path / "r", random_labels=True, epochs=2, stop_after=1)
+    tr, te = _open_splits(cfg)
+    real_tr, real_te = _open_splits(dataclasses.replace(cfg, random_labels=False))
+    assert sorted(tr.targets) == sorted(real_tr.targets)  # a permutation: class counts unchanged
+    assert np.mean(np.asarray(tr.targets) != np.asarray(real_tr.targets)) > 0.5
+    assert te.targets == real_te.targets
+    np.testing.assert_array_equal(tr.array(5), real_tr.array(5))  # same images, other labels
+    assert _open_splits(cfg)[0].targets == tr.targets  # seeded
+    m = train_run(cfg, progress=False)
+    assert m["stopped_after"] == 1
+    from cnnviz.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tmp_path / "r" / "ckpt.pt")
+    assert ck["config"]["random_labels"] is True and ck["train_state"]["recipe"]["random_labels"] is True
+    with pytest.raises(TrainError, match="random_labels=True"):
+        train_run(dataclasses.replace(cfg, random_labels=False, resume=True, stop_after=None), progress=False)
+    done = train_run(dataclasses.replace(cfg, resume=True, stop_after=None), progress=False)
+    assert done["random_labels"] is True and done["config"]["random_labels"] is True
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["random_labels"] is True
