@@ -223,3 +223,48 @@ def test_random_labels_permute_training_labels_only(tmp_path):
     done = train_run(dataclasses.replace(cfg, resume=True, stop_after=None), progress=False)
     assert done["random_labels"] is True and done["config"]["random_labels"] is True
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["random_labels"] is True
+
+
+def test_training_holds_uint8_images_at_their_own_size(tmp_path):
+    """Memory bounded by a batch, not the split: the split stays uint8 at 28 px even when training at 96 px."""
+    from cnnviz.device import resolve_device
+    from cnnviz.train import distributed as D
+    from cnnviz.train.loop import _open_splits, open_data
+    from cnnviz.train.modes import build_for_mode
+
+    ctx = D.DistContext(device=resolve_device("cpu"))
+    held = {}
+    for limit in (160, 320):
+        cfg = tiny_cfg(tmp_path / "m", image_size=96, limit=limit)
+        tr_ds, te_ds = _open_splits(cfg)
+        _, info = build_for_mode(cfg, tr_ds.class_names, tr_ds.channels, tr_ds.image_size)
+        data = open_data(cfg, info, ctx, tr_ds, te_ds)
+        tensors = {k: v for k, v in vars(data.tr).items() if isinstance(v, torch.Tensor)}
+        assert set(tensors) == {"held", "y"}  # nothing else of the split is kept
+        assert data.tr.held.dtype == torch.uint8 and tuple(data.tr.held.shape) == (limit, 1, 28, 28)
+        held[limit] = data.tr.held_bytes
+        x, y, idx = next(data.tr.batches(list(range(limit)), True, _cpu_acc()))
+        assert tuple(x.shape) == (32, 1, 96, 96) and x.dtype == torch.float32  # resized per batch
+    assert held == {160: 160 * 28 * 28, 320: 320 * 28 * 28}
+    # with augmentation nothing is held: images are read, augmented and resized per batch
+    cfg = tiny_cfg(tmp_path / "a", image_size=96, augment="basic")
+    tr_ds, te_ds = _open_splits(cfg)
+    _, info = build_for_mode(cfg, tr_ds.class_names, tr_ds.channels, tr_ds.image_size)
+    data = open_data(cfg, info, ctx, tr_ds, te_ds)
+    assert data.tr.held is None and data.tr.held_bytes == 0
+    x, _, _ = next(data.tr.batches(list(range(64)), True, _cpu_acc()))
+    assert tuple(x.shape) == (32, 1, 96, 96)
+
+
+def _cpu_acc():
+    from cnnviz.train.loop import _Accel
+
+    return _Accel(torch.device("cpu"), None, False, None)
+
+
+def test_lp_feature_cache_is_n_by_d(scratch_run, tmp_path):
+    src, _ = scratch_run
+    m = train_run(tiny_cfg(tmp_path / "lp", model=str(src / "ckpt.pt"), mode="lp", epochs=1, image_size=40), progress=False)
+    # 160 train + 80 test images: uint8 at 28 px, plus one feature vector (simplecnn width 4 depth 2: 8 floats) each
+    assert m["held_data_bytes"] == 240 * 28 * 28 + 240 * 8 * 4
+    assert m["input_size"] == [1, 40, 40]

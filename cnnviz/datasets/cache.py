@@ -35,16 +35,19 @@ def source_stamp(path: Path) -> tuple[str, int, int]:
 
 
 def cached_arrays(key: str, names: Sequence[str], build: Callable[[], dict[str, np.ndarray]],
-                  root: Path | None = None) -> dict[str, np.ndarray]:
-    """The arrays ``names`` of entry ``key``; ``build()`` makes them (and they are stored) when absent.
+                  want: Sequence[str] | None = None, root: Path | None = None) -> dict[str, np.ndarray]:
+    """The arrays ``want`` (default: all ``names``) of entry ``key``; ``build()`` makes all ``names``
+    (stored for the next time) when the entry is absent.
 
-    A damaged or partial entry is rebuilt; a cache folder that cannot be written only costs the
-    next run another decode (logged), never the run itself.
+    Arrays come back memory-mapped read-only: pages are read when images are used, so a run on a
+    small ``--limit`` of a big split touches only what it reads. A damaged entry is rebuilt; a cache
+    folder that cannot be written only costs the next run another decode (logged), never this run.
     """
+    want = list(want or names)
     folder = (root or cache_home() / "decoded") / key
     if all((folder / f"{n}.npy").is_file() for n in names):
         try:
-            out = {n: np.load(folder / f"{n}.npy", allow_pickle=False) for n in names}
+            out = {n: np.load(folder / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in want}
             log.info("decoded images from the cache %s", folder)
             return out
         except (OSError, ValueError) as e:  # truncated / foreign file: decode again
@@ -59,4 +62,4 @@ def cached_arrays(key: str, names: Sequence[str], build: Callable[[], dict[str, 
         log.info("cached decoded images in %s", folder)
     except OSError as e:
         log.warning("could not write the decoded-image cache %s (%s); the next run decodes again", folder, e)
-    return arrays
+    return {n: arrays[n] for n in want}

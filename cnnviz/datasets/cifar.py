@@ -73,8 +73,8 @@ def load_cifar(name: str, split: str, data_root: str | None) -> ArrayImages:
     if kind == "batches":
         images, labels, names = read_batches(name, split, path)
     else:
-        arrays = decoded_jpegs(kind, path)
-        images, labels, names = arrays[f"{split}-images"], arrays[f"{split}-labels"], CIFAR10_CLASSES
+        arrays = decoded_jpegs(kind, path, split)
+        images, labels, names = arrays[f"{split}-images"], np.asarray(arrays[f"{split}-labels"]), CIFAR10_CLASSES
     log.info("%s %s: %d images from %s", name, split, len(labels), path)
     return ArrayImages(images, labels.astype(np.int64), names, name=name, source=str(path))
 
@@ -165,11 +165,13 @@ def read_batches(name: str, split: str, folder: Path) -> tuple[np.ndarray, np.nd
 # --------------------------------------------------------------------------------------------
 # CIFAR-10 as JPEGs: the archive or its extracted folder, decoded once into the cache
 # --------------------------------------------------------------------------------------------
-def decoded_jpegs(kind: str, path: Path) -> dict[str, np.ndarray]:
-    """``{"train-images", "train-labels", "test-images", "test-labels"}`` for the archive / folder at ``path``."""
+def decoded_jpegs(kind: str, path: Path, split: str) -> dict[str, np.ndarray]:
+    """``{"<split>-images": (N, 32, 32, 3) uint8, "<split>-labels": (N,) int64}`` for the archive / folder at
+    ``path`` (both splits are decoded and cached on the first call)."""
     names = [f"{s}-{k}" for s in SPLITS for k in ("images", "labels")]
     stamp = source_stamp(path) if kind == "archive" else _folder_stamp(path)
-    return cached_arrays(cache_key("cifar10-jpeg", kind, *stamp), names, lambda: _decode(kind, path))
+    return cached_arrays(cache_key("cifar10-jpeg", kind, *stamp), names, lambda: _decode(kind, path),
+                         want=[f"{split}-images", f"{split}-labels"])
 
 
 def _folder_stamp(folder: Path) -> tuple[str, int, int, int]:
