@@ -268,3 +268,68 @@ def test_lp_feature_cache_is_n_by_d(scratch_run, tmp_path):
     # 160 train + 80 test images: uint8 at 28 px, plus one feature vector (simplecnn width 4 depth 2: 8 floats) each
     assert m["held_data_bytes"] == 240 * 28 * 28 + 240 * 8 * 4
     assert m["input_size"] == [1, 40, 40]
+
+
+def test_unfreeze_trains_only_the_last_stages(scratch_run, tmp_path):
+    """--mode ft --unfreeze 1: the last stage and the head train; the first stage, BatchNorm statistics included, does not."""
+    from cnnviz.models import load_model
+
+    src, _ = scratch_run
+    out = tmp_path / "uf"
+    m = train_run(tiny_cfg(out, model=str(src / "ckpt.pt"), mode="ft", epochs=1, unfreeze=1, bn="train"), progress=False)
+    before, after = _state(src / "ckpt.pt"), _state(out / "ckpt.pt")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    first_stage = {k for k in before if k.split(".")[0] == "features" and int(k.split(".")[1]) <= 6}
+    assert changed and not changed & first_stage  # frozen, running stats too
+    assert {"features.7.weight", "features.8.running_mean", "classifier.2.weight"} <= changed
+    assert m["trainable"]["stages"] == ["features.7-11", "classifier.2"] and m["trainable"]["unfreeze"] == 1
+    assert 0 < m["trainable"]["trainable_params"] < m["trainable"]["total_params"]
+    _, info = load_model(str(out / "ckpt.pt"))
+    assert info.config["unfreeze"] == 1 and info.metrics["trainable"]["stages"][-1] == "classifier.2"
+    with pytest.raises(TrainError, match=r"--unfreeze 5: SimpleCNN has 2 stages before its head \(features.0-4, features.7-11\)"):
+        train_run(tiny_cfg(tmp_path / "x", model=str(src / "ckpt.pt"), mode="ft", epochs=1, unfreeze=5), progress=False)
+    with pytest.raises(TrainError, match="--mode ft or lpft"):
+        TrainConfig(mode="lp", unfreeze=1).validate()
+
+
+def test_unfreeze_on_timm_and_torchvision_stages():
+    import torchvision
+
+    from cnnviz.models import build_model
+    from cnnviz.train.modes import set_train_mode, unfreeze
+
+    lite, _ = build_model("efficientnet_lite0", num_classes=3)
+    assert unfreeze(lite, last=2) == ["blocks.5", "blocks.6, conv_head, bn2", "classifier"]
+    assert not lite.blocks[4][0].conv_pw.weight.requires_grad and lite.blocks[5][0].conv_pw.weight.requires_grad
+    assert not lite.blocks[4].training and lite.blocks[5].training  # frozen stages stay in eval mode (BN stats fixed)
+    res = torchvision.models.resnet18(num_classes=3)
+    assert unfreeze(res, last=1) == ["layer4", "fc"]
+    assert not res.layer3[0].bn1.training and res.layer4[0].bn1.training and res.fc.weight.requires_grad
+    set_train_mode(res, freeze_bn=True)
+    assert not res.layer4[0].bn1.training  # --bn frozen also fixes the trained stages' statistics
+
+
+def test_probe_layer_checkpoint_loads_and_is_explainable(scratch_run, tmp_path):
+    """--probe-layer: a linear probe on an earlier layer's pooled features; the checkpoint is a normal model."""
+    from cnnviz.data import open_split
+    from cnnviz.errors import LayerError
+    from cnnviz.explain.cam import compute_cams
+    from cnnviz.models import load_model
+    from cnnviz.transforms import preprocess
+
+    src, _ = scratch_run
+    out = tmp_path / "pl"
+    m = train_run(tiny_cfg(out, model=str(src / "ckpt.pt"), mode="lp", epochs=2, probe_layer="features.6"), progress=False)
+    assert m["probe_layer"] == "features.6" and m["config"]["probe_layer"] == "features.6"
+    model, info = load_model(str(out / "ckpt.pt"))
+    assert info.arch_kwargs == {"width": 4, "depth": 2, "probe_layer": "features.6"}
+    assert isinstance(model.features[7], torch.nn.Identity) and model.classifier[2].in_features == 4
+    kept, trained = _state(src / "ckpt.pt"), _state(out / "ckpt.pt")
+    assert all(torch.equal(kept[k], trained[k]) for k in trained if k.startswith("features."))  # the probe froze them
+    ds = open_split("fashion-mnist", "test", limit=80, seed=0)
+    assert evaluate_model(model, info, ds)["accuracy"] == pytest.approx(m["test_accuracy"])
+    x = preprocess(ds[0][0], info)
+    cams = compute_cams(model, x, layer="features.3", info=info)
+    assert cams.maps.shape == (1, 28, 28) and np.isfinite(cams.maps).all()
+    with pytest.raises(LayerError, match="cut only after a stage or a block"):
+        train_run(tiny_cfg(tmp_path / "bad", model=str(src / "ckpt.pt"), mode="lp", epochs=1, probe_layer="classifier.2"), progress=False)

@@ -205,9 +205,13 @@ def stage_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
 
         grouped = group_parameters(model, model.group_matcher(coarse=True))
         groups = [list(v) for _, v in sorted(grouped.items())]
+        # timm's last group is the head (with whatever it puts beside the classifier: a norm, conv_head...)
+        head = groups.pop() if groups and any(n.startswith(hname + ".") for n in groups[-1]) else []
     else:
-        groups = _generic_groups(model, hname.split(".")[0])
-    head = [n for n in names if n.startswith(hname + ".")]
+        head_root = hname.split(".")[0]
+        groups = _generic_groups(model, head_root)
+        head = [n for n in names if n.startswith(head_root + ".")]  # an MLP head trains whole
+    head += [n for n in names if n.startswith(hname + ".") and n not in head]
     in_head = set(head)
     groups = [g for g in ([n for n in g if n not in in_head] for g in groups) if g]
     return list(zip(_labels(groups), groups)) + [(hname, head)]
@@ -218,12 +222,22 @@ def _generic_groups(model: nn.Module, head_root: str) -> list[list[str]]:
     seqs = [n for n, m in children if isinstance(m, nn.Sequential)]
     if len(seqs) == 1 and len(list(dict(children)[seqs[0]].children())) >= 2:
         main = seqs[0]
-        stages = [f"{main}.{c}" for c, m in dict(children)[main].named_children() if next(m.parameters(), None) is not None]
+        kids = list(dict(children)[main].named_children())
+        if all(not list(m.children()) for _, m in kids):  # a flat conv/bn/relu/pool list (simplecnn, VGG): cut at pools
+            stages, run = [], []
+            for c, m in kids:
+                run.append(f"{main}.{c}")
+                if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) or c == kids[-1][0]:
+                    stages.append(run)
+                    run = []
+            stages = [st for st in stages if any(next(dict(kids)[q.split(".")[-1]].parameters(), None) is not None for q in st)]
+        else:
+            stages = [[f"{main}.{c}"] for c, m in kids if next(m.parameters(), None) is not None]
     else:
-        stages = seqs or [n for n, _ in children]
-    prefixes: list[list[str]] = [[s] for s in stages]
-    first = [n for n, _ in children].index(stages[0].split(".")[0])
-    last = [n for n, _ in children].index(stages[-1].split(".")[0])
+        stages = [[n] for n in (seqs or [n for n, _ in children])]
+    prefixes: list[list[str]] = [list(s) for s in stages]
+    first = [n for n, _ in children].index(stages[0][0].split(".")[0])
+    last = [n for n, _ in children].index(stages[-1][0].split(".")[0])
     before = [n for n, _ in children[:first]]
     after = [n for n, _ in children[last + 1:]]
     if before:
@@ -247,5 +261,9 @@ def _labels(groups: list[list[str]]) -> list[str]:
             key = ".".join(parts[:2]) if len(owners[parts[0]]) > 1 and len(parts) > 2 else parts[0]
             if key not in seen:
                 seen.append(key)
+        heads = {k.split(".")[0] for k in seen}
+        if len(seen) > 2 and len(heads) == 1 and all(k.count(".") == 1 and k.split(".")[1].isdigit() for k in seen):
+            idx = [int(k.split(".")[1]) for k in seen]  # features.0, features.1, ... features.4 -> features.0-4
+            seen = [f"{heads.pop()}.{min(idx)}-{max(idx)}"]
         out.append(", ".join(seen))
     return out

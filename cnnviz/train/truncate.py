@@ -8,7 +8,8 @@ same layer names up to the cut, so checkpoints load (``arch_kwargs["probe_layer"
 ``cnnviz.models.build_model`` to cut again before loading the weights) and every explainer works.
 
 A cut is possible after a module whose ancestors below the root are all ``nn.Sequential``: a stage
-(``blocks.4``, ``layer3``, ``features.5``) or a block inside one (``blocks.4.1``, ``layer3.0``).
+(``blocks.4``, ``layer3``, ``features.5``), a block inside one (``blocks.4.1``, ``layer3.0``), or a
+layer of a flat list (simplecnn's ``features.6``, its first max-pool).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ def cut_points(model: nn.Module) -> list[str]:
     head_root = head_name(model).split(".")[0]
     out = []
     for name, m in model.named_modules():
-        if not name or name.split(".")[0] == head_root or not _has_params(m):
-            continue
         parts = name.split(".")
+        if not name or parts[0] == head_root or (len(parts) == 1 and not _has_params(m)):
+            continue
         if all(isinstance(model.get_submodule(".".join(parts[:k])), nn.Sequential) for k in range(1, len(parts))):
             out.append(name)
     return out
