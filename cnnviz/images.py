@@ -39,6 +39,8 @@ def load_image(path: str | os.PathLike[str], max_side: int = MAX_SIDE) -> np.nda
         raise ImageError(f"image not found: '{p}'")
     if p.is_dir():
         raise ImageError(f"'{p}' is a folder, not an image")
+    if not p.is_file():  # a FIFO or a device (/dev/zero) would block or never end
+        raise ImageError(f"'{p}' is not a regular file, not an image")
     return decode_image(p, str(p), max_side)
 
 

@@ -262,3 +262,15 @@ def test_resume_after_a_class_folder_was_added(tmp_path):
     r = CliRunner().invoke(cli, [*common, "--resume"])
     one_line_exit_2(r)
     assert "classes changed" in r.stderr and "added c" in r.stderr
+
+
+def test_devices_and_out_files_are_refused(tmp_path):
+    from cnnviz.images import load_image
+    from cnnviz.train import TrainConfig, TrainError, train_run
+
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image("/dev/zero")  # would never end
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(TrainError, match="is a file"):
+        train_run(TrainConfig(data="fashion-mnist", model="simplecnn", mode="scratch", out=str(tmp_path / "afile")), progress=False)
+    assert (tmp_path / "afile").read_text() == "mine"

@@ -262,10 +262,13 @@ def train_run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     last good checkpoint stays in place) or a resume that does not match the run on disk.
     """
     cfg.validate()
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainError(f"--out '{run_dir}' is a file; RUN_DIR must be a folder (new or from an earlier `cnnviz train`).")
     torch.manual_seed(cfg.seed)
     ctx = D.setup(resolve_device(cfg.device))
     try:
-        return _run(cfg, ctx, Path(cfg.out) if cfg.out else default_run_dir(cfg), progress)
+        return _run(cfg, ctx, run_dir, progress)
     finally:
         D.cleanup(ctx)
 
