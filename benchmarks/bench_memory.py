@@ -5,7 +5,8 @@ batches only (``max_steps``), which is all it takes to reach the steady state: t
 uint8 at 32 px and each batch is resized to the training size on the way in. Two tables:
 
 1. fine-tuning EfficientNet-Lite0 at 224 px, batch 64 (the default), for N = 1k / 5k / 20k / 50k
-   training images, and batch 32 on the largest N (the batch's activations are what costs memory);
+   training images; on the largest N also batch 32 and ``--grad-checkpointing`` (the batch's
+   activations are what costs memory);
 2. the linear probe's feature cache (backbone features of every training image, ``(N, 1280)``
    float32), at the native 32 px so that extracting 50,000 images' features stays affordable on a
    CPU (the cache's size does not depend on the image size).
@@ -39,10 +40,11 @@ def worker(a: argparse.Namespace) -> dict:
     out = tempfile.mkdtemp(prefix="bench-mem-")
     cfg = TrainConfig(data="cifar10", data_root=a.data_root, model="efficientnet_lite0", mode=a.mode, epochs=1, limit=a.n,
                       eval_limit=a.eval_limit, image_size=a.size, batch_size=a.batch, device="cpu", out=out,
-                      tensorboard=False, max_steps=a.steps, seed=0)
+                      tensorboard=False, max_steps=a.steps, seed=0, grad_checkpointing=a.grad_ckpt)
     t = time.perf_counter()
     m = train_run(cfg, progress=False)
-    return {"n": a.n, "mode": a.mode, "size": a.size, "batch": a.batch, "steps": a.steps, "baseline_mb": round(base),
+    return {"n": a.n, "mode": a.mode, "size": a.size, "batch": a.batch, "steps": a.steps, "grad_checkpointing": a.grad_ckpt,
+            "baseline_mb": round(base),
             "peak_rss_mb": round(_peak_mb()),
             "held_mb": round(m["held_data_bytes"] / 2**20, 1), "seconds": round(time.perf_counter() - t, 1),
             "val_accuracy": m["history"][-1]["val_accuracy"]}
@@ -77,6 +79,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=3, help=argparse.SUPPRESS)
     ap.add_argument("--eval-limit", type=int, default=128, help=argparse.SUPPRESS)
+    ap.add_argument("--grad-ckpt", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--only", default="ft,ft32,ftckpt,lp", help="Row groups: ft (batch 64), ft32, ftckpt (gradient checkpointing), lp.")
     ap.add_argument("--json", default=None, help="Also write the rows here.")
     a = ap.parse_args()
     if a.worker:
@@ -89,11 +93,15 @@ def main() -> None:
     rows = []
     print("| training | images | image size | batch | peak RSS | of which baseline (python, torch, Lite0) | split held (uint8 + features) | s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    plan = [("ft", 224, 64, n) for n in sizes] + [("ft", 224, 32, sizes[-1])] + [("lp", 32, 64, n) for n in sizes]
-    for mode, size, batch, n in plan:
-        r = run([*common, "--n", str(n), "--mode", mode, "--size", str(size), "--batch", str(batch), "--steps", "2"])
+    groups = {"ft": [("ft", 224, 64, n, False) for n in sizes], "ft32": [("ft", 224, 32, sizes[-1], False)],
+              "ftckpt": [("ft", 224, 64, sizes[-1], True)], "lp": [("lp", 32, 64, n, False) for n in sizes]}
+    plan = [row for g in a.only.split(",") for row in groups[g]]
+    for mode, size, batch, n, ckpt in plan:
+        r = run([*common, "--n", str(n), "--mode", mode, "--size", str(size), "--batch", str(batch), "--steps", "2",
+                 *(["--grad-ckpt"] if ckpt else [])])
         rows.append(r)
-        what = "fine-tune, 2 batches" if mode == "ft" else "linear probe, feature cache of every image"
+        what = ("fine-tune, 2 batches" + (", gradient checkpointing" if ckpt else "")) if mode == "ft" \
+            else "linear probe, feature cache of every image"
         print(f"| {what} | {n} | {size} | {r['batch']} | {r['peak_rss_mb']} MB | {r['baseline_mb']} MB | "
               f"{r['held_mb']} MB | {r['seconds']} |", flush=True)
     if a.json:

@@ -53,6 +53,8 @@ def _train_options(f: Callable) -> Callable:
         click.option("--random-labels", is_flag=True,
                      help="Permute the training labels with --seed (test labels stay real): the data-randomization sanity check."),
         click.option("--num-workers", type=NUM_WORKERS, default=0, show_default=True, help="DataLoader worker processes."),
+        click.option("--grad-checkpointing", is_flag=True,
+                     help="timm models: recompute activations in the backward pass (~1/3 more compute, a fraction of the memory)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on GPUs for long runs)."),
         click.option("--no-amp", is_flag=True, help="CUDA: train in float32 instead of bf16/fp16 autocast."),
         click.option("--no-cache", is_flag=True, help="LP: run the frozen backbone every epoch instead of caching its features."),
@@ -75,6 +77,7 @@ def _config(**kw: Any):  # noqa: ANN202
         device=kw["device"], out=kw.get("out"), resume=kw.get("resume", False), data_root=kw["data_root"],
         compile=kw["compile_"], amp=not kw["no_amp"], num_workers=kw["num_workers"], cache_features=not kw["no_cache"],
         unfreeze=kw["unfreeze"], probe_layer=kw["probe_layer"], random_labels=kw["random_labels"],
+        grad_checkpointing=kw["grad_checkpointing"],
     )
 
 

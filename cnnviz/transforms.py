@@ -76,6 +76,9 @@ def as_chw(img: Any) -> "torch.Tensor":
     if a.ndim != 3 or a.shape[2] not in (1, 3):
         raise ImageError(f"expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {img.shape}.")
     if a.dtype != np.uint8 and not np.issubdtype(a.dtype, np.floating):
+        if a.size and (a.min() < 0 or a.max() > 255):  # 16-bit data: scaling is load_image's job
+            raise ImageError(f"expected uint8 pixel values (0-255), got {a.dtype} in {a.min()}..{a.max()}; "
+                             "read the file with cnnviz.images.load_image (it scales 16-bit images).")
         a = a.astype(np.uint8)
     if not a.flags.writeable:  # torch.from_numpy warns on read-only memory (cached dataset arrays)
         a = a.copy()
@@ -85,9 +88,7 @@ def as_chw(img: Any) -> "torch.Tensor":
 def _pil_to_array(im: Any) -> np.ndarray:
     if not hasattr(im, "mode"):
         raise ImageError(f"expected a PIL image, a numpy array or a tensor, got {type(im).__name__}.")
-    if im.mode == "L":
-        return np.asarray(im)
-    if im.mode == "RGB":
+    if im.mode in ("L", "RGB"):
         return np.asarray(im)
     from cnnviz.images import to_rgb_uint8
 

@@ -333,3 +333,16 @@ def test_probe_layer_checkpoint_loads_and_is_explainable(scratch_run, tmp_path):
     assert cams.maps.shape == (1, 28, 28) and np.isfinite(cams.maps).all()
     with pytest.raises(LayerError, match="cut only after a stage or a block"):
         train_run(tiny_cfg(tmp_path / "bad", model=str(src / "ckpt.pt"), mode="lp", epochs=1, probe_layer="classifier.2"), progress=False)
+
+
+@pytest.mark.slow
+def test_grad_checkpointing_changes_memory_not_results(tmp_path):
+    """Pretrained FT keeps BatchNorm statistics fixed, so recomputing activations gives the same weights."""
+    kw = dict(data="fashion-mnist", model="efficientnet_lite0", mode="ft", epochs=1, limit=64, eval_limit=32, batch_size=16,
+              image_size=32, device="cpu", tensorboard=False, max_steps=2)
+    a = train_run(TrainConfig(out=str(tmp_path / "a"), **kw), progress=False)
+    b = train_run(TrainConfig(out=str(tmp_path / "b"), grad_checkpointing=True, **kw), progress=False)
+    sa, sb = _state(tmp_path / "a" / "ckpt.pt"), _state(tmp_path / "b" / "ckpt.pt")
+    assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5) for k in sa)
+    assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
+    assert b["config"]["grad_checkpointing"] is True

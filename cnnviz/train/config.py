@@ -22,7 +22,7 @@ DEFAULT_LR = {"adamw": {"scratch": 1e-3, "ft": 1e-4, "lp": 1e-2}, "sgd": {"scrat
 # fields that define the recipe: --resume refuses to continue a run started with different ones
 RECIPE_FIELDS = ("data", "model", "weights", "mode", "epochs", "lp_epochs", "image_size", "batch_size", "lr", "lp_lr",
                  "backbone_lr_scale", "bn", "optimizer", "weight_decay", "scheduler", "augment", "label_smoothing", "limit",
-                 "eval_limit", "seed", "unfreeze", "probe_layer", "random_labels")
+                 "eval_limit", "seed", "unfreeze", "probe_layer", "random_labels", "grad_checkpointing")
 # Sizes no run can use; the CLI refuses them first with the same bounds (cnnviz.cli.common).
 MAX_IMAGE_SIDE, MAX_BATCH_SIZE, MAX_WORKERS = 2048, 4096, 64
 
@@ -49,6 +49,9 @@ class TrainConfig:
     an earlier layer; with ``lp`` the classic "which layer transfers" experiment). ``random_labels``:
     the training labels are permuted with ``seed`` (test labels stay real) - the data-randomization
     sanity check of Adebayo et al. 2018.
+    ``grad_checkpointing`` (timm models): whole-network epochs keep only each block's input and
+    recompute the rest in the backward pass - about a third more compute for a fraction of the
+    activation memory, which is what a large batch at 224 px costs.
     ``stop_after`` ends the run after that many epochs in total, as if it were killed (for tests
     and time-boxed jobs; finish it later with ``resume``). ``max_steps`` caps the batches of every
     training epoch (smoke tests and memory benchmarks).
@@ -88,6 +91,7 @@ class TrainConfig:
     unfreeze: int | None = None
     probe_layer: str | None = None
     random_labels: bool = False
+    grad_checkpointing: bool = False
     max_steps: int | None = None
 
     def validate(self) -> TrainConfig:

@@ -292,8 +292,9 @@ def open_data(cfg: TrainConfig, info: ModelInfo, ctx: D.DistContext, train_ds: L
     if cfg.batch_size < ctx.world_size:
         raise TrainError(f"--batch-size {cfg.batch_size} is smaller than the {ctx.world_size} processes; it is the global batch.")
     shard = SubsetImages(eval_ds, D.shard(len(eval_ds), ctx)) if ctx.distributed else eval_ds
+    # evaluation batches are as large as training ones: --batch-size bounds the memory of both
     tr = Source(train_ds, ttf, cfg.batch_size // ctx.world_size, cfg.num_workers)
-    ev = Source(shard, etf, max(cfg.batch_size, 128), cfg.num_workers)
+    ev = Source(shard, etf, cfg.batch_size // ctx.world_size, cfg.num_workers)
     if cfg.preload:
         if cfg.augment == "none":  # augmentation runs per sample in the loader
             tr.hold(ctx.device)
@@ -456,6 +457,11 @@ def _enter_phase(phase: str, cfg: TrainConfig, model: nn.Module, tr: Source, ev:
     else:
         tr.feats = ev.feats = None  # the backbone changes from here on
         stages = unfreeze(model, cfg.freeze_bn, cfg.unfreeze)
+        if cfg.grad_checkpointing:
+            if hasattr(model, "set_grad_checkpointing"):
+                model.set_grad_checkpointing(True)
+            else:
+                log.warning("--grad-checkpointing: %s does not support it (timm models do); ignored", type(model).__name__)
         scale = cfg.backbone_lr_scale if cfg.pretrained else 1.0
         groups = param_groups(model, cfg.learning_rate("train"), scale, cfg.weight_decay)
         fwd = D.wrap_ddp(model, ctx)
