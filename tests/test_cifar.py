@@ -92,19 +92,84 @@ def test_extracted_folder_and_data_root_lookup(tmp_path, monkeypatch):
     np.testing.assert_array_equal(folder_ds.array(4), from_folder.array(4))
 
 
-def test_torchvision_layout_wins_and_is_read_without_pickle_code(tmp_path):
+def make_batches(d: Path, train_per_batch: int = 3, test: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """A tiny torchvision ``cifar-10-batches-py`` folder (protocol-2 pickles, like the official Python 2 files);
+    returns ``{"train": (N, 3072) rows, "test": ...}`` and the labels under ``"<split>-labels"``."""
     import pickle
 
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list] = {"train": [], "test": [], "train-labels": [], "test-labels": []}
+    for name, n in [*[(f"data_batch_{i}", train_per_batch) for i in range(1, 6)], ("test_batch", test)]:
+        split = "test" if name == "test_batch" else "train"
+        data, labels = rng.integers(0, 256, (n, 3072), dtype=np.uint8), rng.integers(0, 10, n).tolist()
+        (d / name).write_bytes(pickle.dumps({b"batch_label": name.encode(), b"data": data, b"labels": labels,
+                                             b"filenames": [b"x.png"] * n}, protocol=2))
+        rows[split].append(data)
+        rows[f"{split}-labels"] += labels
+    (d / "batches.meta").write_bytes(pickle.dumps({b"label_names": [c.encode() for c in CIFAR10_CLASSES],
+                                                   b"num_vis": 3072}, protocol=2))
+    return {k: (np.concatenate(v) if k in ("train", "test") else np.asarray(v)) for k, v in rows.items()}
+
+
+def test_torchvision_layout_wins_and_is_read_without_pickle_code(tmp_path):
     d = tmp_path / "cifar-10-batches-py"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for name, n in [*[(f"data_batch_{i}", 3) for i in range(1, 6)], ("test_batch", 4)]:
-        (d / name).write_bytes(pickle.dumps({b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"labels": [1] * n},
-                                            protocol=2))  # protocol 2, like the official Python 2 files
-    (d / "batches.meta").write_bytes(pickle.dumps({b"label_names": [c.encode() for c in CIFAR10_CLASSES]}, protocol=2))
+    rows = make_batches(d)
     make_archive(tmp_path / "cifar10-jpeg.tar.gz")  # also there: torchvision's files are the originals, so they win
+    tr = open_split("cifar10", "train", data_root=str(tmp_path))
     te = open_split("cifar10", "test", data_root=str(tmp_path))
-    assert len(te) == 4 and te.source == str(d) and te.class_names == CIFAR10_CLASSES
+    assert len(tr) == 15 and len(te) == 4 and te.source == str(d) and te.class_names == CIFAR10_CLASSES
+    assert tr.images.dtype == np.uint8 and tr.images.shape == (15, 32, 32, 3)
+    assert tr.targets == rows["train-labels"].tolist() and te.targets == rows["test-labels"].tolist()
+    # a row is R plane, G plane, B plane (1024 bytes each, row-major): image 7 is the second of data_batch_3
+    want = rows["train"][7].reshape(3, 32, 32).transpose(1, 2, 0)
+    np.testing.assert_array_equal(tr.array(7), want)
+    np.testing.assert_array_equal(np.asarray(te[3][0]), rows["test"][3].reshape(3, 32, 32).transpose(1, 2, 0))
+
+
+def test_default_data_root_lookup_order(tmp_path, monkeypatch):
+    """``--data-root`` first, then ``$CNNVIZ_DATA``, then ``$XDG_CACHE_HOME/cnnviz/data`` (``~/.cache/...``)."""
+    cache_root = tmp_path / "xdg" / "cnnviz" / "data"
+    make_batches(cache_root / "cifar-10-batches-py", test=2, seed=1)
+    assert open_split("cifar10", "test").source == str(cache_root / "cifar-10-batches-py")  # nothing given
+    make_archive(tmp_path / "env" / "cifar10-jpeg.tar.gz")
+    monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path / "env"))
+    assert len(open_split("cifar10", "test")) == 10  # $CNNVIZ_DATA before the cache dir
+    make_batches(tmp_path / "given" / "cifar-10-batches-py", test=3, seed=2)
+    got = open_split("cifar10", "test", data_root=str(tmp_path / "given"))
+    assert len(got) == 3 and got.source == str(tmp_path / "given" / "cifar-10-batches-py")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # without $XDG_CACHE_HOME: ~/.cache/cnnviz/data
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.delenv("CNNVIZ_DATA")
+    make_batches(tmp_path / "home" / ".cache" / "cnnviz" / "data" / "cifar-10-batches-py", test=5)
+    assert len(open_split("cifar10", "test")) == 5
+
+
+def test_download_when_nothing_is_local_goes_to_the_data_root(tmp_path, monkeypatch):
+    """Online, torchvision's CIFAR10 downloads into ``--data-root`` and the files it wrote are read."""
+    import torchvision.datasets as tvd
+
+    calls = []
+
+    class FakeCIFAR10:  # what torchvision.datasets.CIFAR10(root, train, download=True) leaves on disk
+        def __init__(self, root: str, train: bool = True, download: bool = False) -> None:
+            calls.append((root, train, download))
+            if not (Path(root) / "cifar-10-batches-py").is_dir():
+                make_batches(Path(root) / "cifar-10-batches-py", test=6)
+
+    monkeypatch.setattr(tvd, "CIFAR10", FakeCIFAR10)
+    te = open_split("cifar10", "test", data_root=str(tmp_path / "dl"))
+    assert len(te) == 6 and te.source == str(tmp_path / "dl" / "cifar-10-batches-py")
+    assert calls == [(str(tmp_path / "dl"), True, True), (str(tmp_path / "dl"), False, True)]
+
+    class Offline:
+        def __init__(self, *a, **k) -> None:
+            raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(tvd, "CIFAR10", Offline)
+    with pytest.raises(DataError, match="cifar10-jpeg.tar.gz") as e:
+        open_split("cifar10", "test", data_root=str(tmp_path / "empty"))
+    assert "\n" not in str(e.value) and "name resolution" in str(e.value)
 
 
 @pytest.mark.parametrize("odd, msg", [
