@@ -217,6 +217,50 @@ def test_a_diverging_run_fails_without_nan_and_keeps_the_last_good_checkpoint(tm
 
 
 @needs_fmnist
+def test_a_run_that_diverges_at_once_leaves_no_trace(tmp_path):
+    """``--lr 1e9``: exit 2, one line, and the RUN_DIR that did not exist still does not (no tb/ either)."""
+    r = CliRunner().invoke(cli, ["train", *TINY, "--epochs", "1", "--lr", "1e9", "--optimizer", "sgd", "--json",
+                                 "--out", str(tmp_path / "run")])
+    one_line_exit_2(r)
+    assert "diverged" in r.stderr and r.stdout == "" and not (tmp_path / "run").exists()
+
+
+@needs_fmnist
+def test_a_rerun_replaces_the_earlier_result_only_when_finished(tmp_path, monkeypatch):
+    """While a new run trains into a RUN_DIR holding a finished one, ckpt.pt and metrics.json stay the earlier
+    run's; a failure at the very end (here: writing metrics.json) replaces nothing, --resume finishes the new
+    run from ckpt.partial.pt, and only then are both replaced (atomically) and the partial file removed."""
+    from cnnviz.train import TrainConfig, train_run
+    from cnnviz.train import loop
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(data="fashion-mnist", model="simplecnn:width=4,depth=2", mode="scratch", epochs=2, limit=160,
+                      eval_limit=80, batch_size=32, device="cpu", out=str(run), tensorboard=False, lr=3e-3)
+    first = train_run(cfg, progress=False)
+    before = {n: (run / n).read_bytes() for n in ("ckpt.pt", "metrics.json")}
+    again = TrainConfig(**{**cfg.to_dict(), "seed": 1, "epochs": 3})
+
+    def disk_full_at_metrics(path, text, *a, **k):
+        if Path(path).name == "metrics.json":
+            raise OSError(28, "No space left on device")
+        return write_text(path, text, *a, **k)
+
+    write_text = loop.write_text
+    monkeypatch.setattr(loop, "write_text", disk_full_at_metrics)
+    with pytest.raises(OSError):
+        train_run(again, progress=False)
+    monkeypatch.undo()
+    assert {n: (run / n).read_bytes() for n in before} == before and (run / "ckpt.partial.pt").is_file()
+    assert json.loads(before["metrics.json"])["test_accuracy"] == first["test_accuracy"]
+    done = train_run(TrainConfig(**{**again.to_dict(), "resume": True}), progress=False)
+    assert [h["epoch"] for h in done["history"]] == [1, 2, 3] and not (run / "ckpt.partial.pt").exists()
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["config"]["seed"] == 1 and len(m["history"]) == 3 and (run / "ckpt.pt").read_bytes() != before["ckpt.pt"]
+    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == \
+        ["ckpt.pt", "confusion.png", "curves.png", "metrics.json"]
+
+
+@needs_fmnist
 @pytest.mark.parametrize("args, msg", [
     (["--image-size", "100000"], "--image-size"),
     (["--num-workers", "100000"], "--num-workers"),

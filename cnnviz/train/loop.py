@@ -11,10 +11,13 @@ epochs without augmentation train the head on backbone features computed once (`
 On CUDA: AMP (bf16, else fp16 with a GradScaler), channels_last, pinned memory, non-blocking copies,
 optional ``torch.compile``.
 
-Nothing of an earlier run in RUN_DIR is removed before this run has a result: a bad option or
-dataset fails before anything is written, and the old ``metrics.json`` goes only once this run's
-first checkpoint has replaced the old one. A diverging loss (NaN/inf in training or evaluation) is
-a failed run: ``TrainError``, with the last good checkpoint kept.
+Nothing of an earlier run in RUN_DIR is removed or replaced before this run has a result: a bad
+option or dataset fails before anything is written (TensorBoard's ``tb/`` is created after the
+first good epoch), and while an earlier run's ``ckpt.pt`` is there, this run's epoch checkpoints go
+to ``ckpt.partial.pt`` (what ``--resume`` continues from); ``ckpt.pt`` and ``metrics.json`` are
+replaced (atomically) only when the run has finished, then the partial file is removed. A diverging
+loss (NaN/inf in training or evaluation) is a failed run: ``TrainError``, with the last good
+checkpoint kept.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -206,10 +210,13 @@ def _set_rng_state(state: dict[str, Any], ctx: D.DistContext, seed: int, epoch: 
         torch.manual_seed(seed + 1000 * ctx.rank + epoch)
 
 
+PARTIAL_CKPT = "ckpt.partial.pt"  # this run's epoch checkpoints while an earlier run's ckpt.pt is kept
+
+
 def _load_resume(run_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     from cnnviz.checkpoint import load_checkpoint
 
-    path = run_dir / "ckpt.pt"
+    path = run_dir / PARTIAL_CKPT if (run_dir / PARTIAL_CKPT).is_file() else run_dir / "ckpt.pt"
     if not path.is_file():
         log.warning("--resume: no checkpoint in %s yet; starting a fresh run", run_dir)
         return None
@@ -240,8 +247,9 @@ def _check_same_data(saved: dict[str, Any], run_dir: Path, classes: list[str], n
                          f"{n_train} now. Use another --out for a new run.")
 
 
-def _save(run_dir: Path, model: nn.Module, info: ModelInfo, train_state: dict[str, Any]) -> None:
-    save_model(run_dir / "ckpt.pt", model, info, train_state=train_state)
+def _save(run_dir: Path, model: nn.Module, info: ModelInfo, train_state: dict[str, Any], staged: bool = False) -> None:
+    """Write the checkpoint atomically: ``ckpt.partial.pt`` while ``staged`` (an earlier run's ``ckpt.pt`` is kept)."""
+    save_model(run_dir / (PARTIAL_CKPT if staged else "ckpt.pt"), model, info, train_state=train_state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,13 +364,15 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
     elif ctx.rank:
         torch.manual_seed(cfg.seed + 1000 * ctx.rank)
 
-    writer = _tb_writer(run_dir, cfg) if ctx.is_main else None
+    writer = None  # created after the first good epoch: a run that fails at once leaves RUN_DIR as it was
     t0 = time.perf_counter()
     phase, opt, sched, fwd, eval_fwd, trained = None, None, None, None, None, None
     last_ts: dict[str, Any] | None = ts
     last_eval: tuple[np.ndarray, float] | None = None
     recipe = {k: getattr(cfg, k) for k in RECIPE_FIELDS}
-    wrote_ckpt = saved is not None  # whether RUN_DIR/ckpt.pt is this run's
+    wrote_ckpt = saved is not None  # whether this run has a checkpoint on disk
+    # an earlier run's ckpt.pt (and metrics.json) stay until this run has finished
+    staged = (run_dir / PARTIAL_CKPT).is_file() if saved is not None else (run_dir / "ckpt.pt").is_file()
     try:
         for epoch in range(start_epoch, cfg.epochs):
             e0 = time.perf_counter()
@@ -393,7 +403,7 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
                 if not math.isfinite(last_eval[1]):
                     raise _Diverged(f"the evaluation loss became {last_eval[1]} after epoch {epoch + 1}")
             except _Diverged as e:
-                raise TrainError(f"training diverged: {e} (lr {lr:g}); {_kept(run_dir, wrote_ckpt, history, start_epoch)}. "
+                raise TrainError(f"training diverged: {e} (lr {lr:g}); {_kept(run_dir, wrote_ckpt, history, start_epoch, staged)}. "
                                  "Lower --lr or use --optimizer adamw.") from None
             va = float(np.trace(last_eval[0]) / max(last_eval[0].sum(), 1))
             history.append({"epoch": epoch + 1, "phase": phase, "train_loss": tl, "train_accuracy": ta,
@@ -401,6 +411,7 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
                             "train_pass_seconds": t_train})
             if ctx.is_main:
                 log.info("epoch %d: train loss %.4f acc %.4f, val loss %.4f acc %.4f", epoch + 1, tl, ta, last_eval[1], va)
+                writer = writer if writer is not None else _tb_writer(run_dir, cfg)
                 if writer is not None:
                     for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
                         writer.add_scalar(k.replace("_", "/", 1), history[-1][k], epoch + 1)
@@ -413,12 +424,8 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
                     "rng": _rng_state(), "history": history, "recipe": recipe, "num_train_images": len(train_ds),
                     "train_seconds": prior_seconds + time.perf_counter() - t0,
                 }
-                _save(run_dir, model, info, last_ts)
-                if not wrote_ckpt:
-                    # the checkpoint of an earlier run here has just been replaced: its metrics no longer
-                    # describe RUN_DIR/ckpt.pt (a finished run's are written again at the end)
-                    (run_dir / "metrics.json").unlink(missing_ok=True)
-                    wrote_ckpt = True
+                _save(run_dir, model, info, last_ts, staged)
+                wrote_ckpt = True
             D.barrier(ctx)
             if cfg.stop_after is not None and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
                 return {"stopped_after": epoch + 1, "history": history}
@@ -427,18 +434,20 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
             model.eval()
             last_eval = _evaluate(model, ev, eval_idx, K, acc, ctx, progress, "eval", features=False)
         skipped = train_ds.header_skipped + eval_ds.header_skipped + len(tr.bad) + len(ev.bad)
-        extra = {"trainable": trained, "skipped": skipped, "held_data_bytes": tr.held_bytes + ev.held_bytes}
+        extra = {"trainable": trained, "skipped": skipped, "held_data_bytes": tr.held_bytes + ev.held_bytes, "staged": staged}
         return _finish(cfg, ctx, run_dir, model, info, last_eval, history, train_seconds, train_ds, eval_ds, writer, last_ts, extra)
     finally:
         if writer is not None:
             writer.close()
 
 
-def _kept(run_dir: Path, wrote_ckpt: bool, history: list[dict[str, Any]], start_epoch: int) -> str:
+def _kept(run_dir: Path, wrote_ckpt: bool, history: list[dict[str, Any]], start_epoch: int, staged: bool = False) -> str:
+    where = run_dir / (PARTIAL_CKPT if staged else "ckpt.pt")
+    earlier = " (the earlier run's ckpt.pt and metrics.json are untouched)" if staged else ""
     if wrote_ckpt and history:
-        return f"the last good checkpoint (epoch {history[-1]['epoch']}) is kept in '{run_dir / 'ckpt.pt'}'"
+        return f"the last good checkpoint (epoch {history[-1]['epoch']}) is kept in '{where}'{earlier}"
     if wrote_ckpt:
-        return f"the last good checkpoint (epoch {start_epoch}) is kept in '{run_dir / 'ckpt.pt'}'"
+        return f"the last good checkpoint (epoch {start_epoch}) is kept in '{where}'{earlier}"
     return f"no checkpoint of this run was written ('{run_dir}' is as it was)"
 
 
@@ -525,11 +534,14 @@ def _finish(cfg, ctx, run_dir, model, info, last_eval, history, train_seconds, t
     info.metrics["history"] = history
     if ts is not None:
         ts = {**ts, "train_seconds": train_seconds}
-    _save(run_dir, model, info, ts)
+    text = dumps_json(metrics, indent=2)  # before anything is written
+    _save(run_dir, model, info, ts, extra.get("staged", False))
     name = f"{info.arch.split(':')[-1]} {cfg.mode} on {Path(str(cfg.data)).name}"
     plot_confusion(conf, info.class_names, run_dir / "confusion.png", f"{name}: accuracy {summary['accuracy']:.3f}")
     plot_curves(history, run_dir / "curves.png", name)
     if writer is not None:
         writer.add_scalar("test/accuracy", summary["accuracy"], len(history))
-    write_text(run_dir / "metrics.json", dumps_json(metrics, indent=2))
+    write_text(run_dir / "metrics.json", text)
+    if extra.get("staged"):  # the earlier run's ckpt.pt goes last, once this run's metrics are written
+        os.replace(run_dir / PARTIAL_CKPT, run_dir / "ckpt.pt")
     return metrics
