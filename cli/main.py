@@ -2,7 +2,9 @@
 
 Command modules load lazily: ``cnnviz --help`` lists commands from the table below without
 importing torch or any command module, so it is instant. Errors are turned into exit codes here,
-once for every command: ``CnnvizError`` -> one line on stderr, exit 2; anything else -> exit 1.
+once for every command: ``CnnvizError`` and ``OSError`` (an unwritable --out, a full disk) -> one
+line on stderr, exit 2; out of memory -> one line, exit 1; a closed stdout pipe -> silent, exit 141;
+anything else (a bug) -> a traceback, exit 1.
 """
 
 from __future__ import annotations
@@ -71,9 +73,40 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # `cnnviz layers | head`: the reader left. No traceback, no message; exit like SIGPIPE would.
+            _silence_stdout()
+            ctx.exit(141)
+        except OSError as e:
+            # An unwritable --out, a path under a file, a full disk: one line naming the path, exit 2.
+            # The atomic writers have already removed their temp files (cnnviz.atomic).
+            from cnnviz.errors import os_error_message
+
+            click.echo(f"error: {os_error_message(e)}", err=True)
+            ctx.exit(2)
         except MemoryError:
             click.echo("error: out of memory; try a smaller --batch-size or --image-size.", err=True)
             ctx.exit(1)
+        except RuntimeError as e:
+            if not _is_out_of_memory(e):
+                raise
+            click.echo("error: out of memory; try a smaller --batch-size or --image-size.", err=True)
+            ctx.exit(1)
+
+
+def _is_out_of_memory(e: RuntimeError) -> bool:
+    """torch's allocation failures: ``torch.OutOfMemoryError`` (CUDA/MPS) or a CPU allocator RuntimeError."""
+    text = str(e)
+    return type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text.lower()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _unavailable(name: str) -> click.Command:

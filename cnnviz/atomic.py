@@ -32,6 +32,11 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as e:
+        # name the user's path, not the hidden temp file (a full disk's write() names none)
+        if e.filename is None or os.fsdecode(e.filename) == str(tmp_path):
+            e.filename, e.filename2 = str(target), None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
