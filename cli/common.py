@@ -21,6 +21,7 @@ STEPS = click.IntRange(*limits.STEPS)  # optimization / integration / curve step
 IMAGE_COUNT = click.IntRange(*limits.IMAGE_COUNT)  # --limit / --eval-limit / --num: dataset images to look at
 TOP_K = click.IntRange(*limits.TOP_K)  # examples to keep
 DRAWS = click.IntRange(*limits.DRAWS)  # images / noise draws averaged (rf --effective)
+SEED = click.IntRange(*limits.SEED)
 
 MODEL_HELP = "checkpoint path (*.pt), timm name (efficientnet_lite0, timm:NAME), torchvision:NAME, or simplecnn."
 
@@ -37,7 +38,7 @@ def device_option(f: Callable) -> Callable:
 
 
 def seed_option(f: Callable) -> Callable:
-    return click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")(f)
+    return click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")(f)
 
 
 def json_option(f: Callable) -> Callable:

@@ -128,6 +128,24 @@ def _floats(data: dict, field: str, n: int, lo: float, hi: float, source: str) -
     return [float(x) for x in v]
 
 
+def check_class_names(names: Any, where: str = "class names") -> list[str]:
+    """``names`` as a list of printable, non-empty strings of at most ``MAX_NAME`` characters; else ``CheckpointError``.
+
+    Class names come from untrusted files and folder names and end up in terminals, file names, JSON
+    and HTML: control characters (a newline, ``ESC[...`` terminal sequences, bidi overrides) are
+    refused here, once, rather than escaped in every place that prints them. Duplicates are allowed
+    (ImageNet has two ``crane`` classes); ``ModelInfo.class_index`` refuses to pick between them.
+    """
+    if not isinstance(names, (list, tuple)):
+        raise CheckpointError(f"{where} must be a list of strings, got {type(names).__name__}.")
+    for i, c in enumerate(names):
+        if not isinstance(c, str) or not c.strip() or len(c) > MAX_NAME or not c.isprintable():
+            shown = repr(c) if not isinstance(c, str) or len(c) <= 60 else repr(c[:57] + "...")
+            raise CheckpointError(f"{where}: name {i} must be a non-empty string of at most {MAX_NAME} printable "
+                                  f"characters (no control characters), got {shown}.")
+    return list(names)
+
+
 def validate_checkpoint(data: Any, source: str = "checkpoint", *, check_tensors: bool = True) -> dict[str, Any]:
     """The one schema check of a checkpoint dict (see the module docstring); returns a normalized copy.
 
@@ -183,10 +201,7 @@ def validate_checkpoint(data: Any, source: str = "checkpoint", *, check_tensors:
         if len(names) != n:
             raise CheckpointError(f"'{source}': checkpoint field 'class_names' has {len(names)} names but num_classes is {n}. "
                                   "The file is damaged or was not written by cnnviz; re-save it with save_checkpoint().")
-        for c in names:
-            if not isinstance(c, str) or not c.strip() or len(c) > MAX_NAME:
-                raise _bad(source, "class_names", f"{n} non-empty strings of at most {MAX_NAME} characters", c)
-        out["class_names"] = list(names)
+        out["class_names"] = check_class_names(names, f"'{source}': checkpoint field 'class_names'")
 
     size = data["input_size"]
     if not isinstance(size, (list, tuple)) or len(size) != 3 or not all(_is_int(v) for v in size):

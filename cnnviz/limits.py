@@ -24,6 +24,7 @@ NUM_CLASSES = (1, 100_000)  # ImageNet-21k has 21,843
 IN_CHANS = (1, 64)
 IMAGE_COUNT = (1, 10_000_000)  # --limit / --eval-limit / --num: how many dataset images to look at
 TOP_K = (1, 1_000)  # how many examples to keep
+SEED = (0, 2**32 - 1)  # numpy's RandomState takes no more; torch and numpy's Generator take these too
 DRAWS = (1, 1_024)  # images / noise draws averaged for an effective receptive field (all held at once)
 
 # simplecnn:width=W,depth=D,dropout=P; channels double per stage: W * 2**(D-1) at the last one

@@ -136,7 +136,7 @@ def default_class_names(n: int, arch: str) -> list[str]:
 def parse_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     """Split a spec into ``(kind, name, kwargs)``; kind is checkpoint | timm | torchvision | simplecnn.
 
-    ``hf-hub:ORG/NAME`` (or ``timm:hf-hub:ORG/NAME``) is a timm model whose config and weights come
+    A run folder holding ``ckpt.pt`` means that checkpoint. ``hf-hub:ORG/NAME`` (or ``timm:hf-hub:ORG/NAME``) is a timm model whose config and weights come
     from the Hugging Face Hub (or its local cache). simplecnn options are checked against
     ``cnnviz.limits`` here, before anything is built.
     """
@@ -147,6 +147,10 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
         raise ModelSpecError(f"model spec {spec!r} holds control characters.")
     if s.endswith((".pt", ".pth", ".ckpt")) or Path(s).is_file():
         return "checkpoint", s, {}
+    if Path(s).is_dir():  # a run folder written by `cnnviz train`
+        if (Path(s) / "ckpt.pt").is_file():
+            return "checkpoint", str(Path(s) / "ckpt.pt"), {}
+        raise ModelSpecError(f"--model {spec!r} is a folder without a ckpt.pt: pass a checkpoint file, a timm/torchvision name or simplecnn.")
     if s.startswith(("hf-hub:", "timm:hf-hub:")):
         name = s.removeprefix("timm:")
         repo = name.removeprefix("hf-hub:")

@@ -115,6 +115,9 @@ MALFORMED = [
     ("class_names", {"class_names": ["a"]}),  # fewer names than classes: IndexError in cli/cam before
     ("class_names", {"class_names": [1, 2, 3, 4, 5]}),
     ("class_names", {"class_names": ["a", "b", "", "d", "e"]}),
+    ("class_names", {"class_names": ["a", "b\x1b[31m", "c", "d", "e"]}),  # a terminal escape from a hostile file
+    ("class_names", {"class_names": ["a", "line\nbreak", "c", "d", "e"]}),
+    ("class_names", {"class_names": ["a", "\u202eevil", "c", "d", "e"]}),  # bidi override
     ("class_names", {"class_names": "abcde"}),
     ("num_classes", {"num_classes": -1}),
     ("num_classes", {"num_classes": "5"}),

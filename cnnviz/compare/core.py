@@ -180,7 +180,7 @@ def compare_models(
     if eval_limit is not None:
         eval_limit = limits.check_int("--eval-limit", eval_limit, (4, limits.IMAGE_COUNT[1]))
     cam_fraction = limits.check_float("cam_fraction", cam_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
-    seed = limits.check_int("--seed", seed, (0, 2**63 - 1))
+    seed = limits.check_int("--seed", seed, limits.SEED)
     dev = torch.device(device)
     infos = [info for _, info in models]
     if names is not None:
