@@ -76,8 +76,8 @@ def _shown_path(p: object) -> str:
 _OS_HINTS = {
     "ENOSPC": "free some space or write elsewhere (--out)",
     "EDQUOT": "free some space or write elsewhere (--out)",
-    "EACCES": "choose a folder you can write to (--out) or fix its permissions",
-    "EPERM": "choose a folder you can write to (--out) or fix its permissions",
+    "EACCES": "check its permissions (to write, choose an --out in a folder you can write to)",
+    "EPERM": "check its permissions (to write, choose an --out in a folder you can write to)",
     "EROFS": "the file system is read-only: choose another --out",
     "ENOTDIR": "a part of that path is a file, not a folder",
     "EEXIST": "a file of that name is in the way where a folder is needed",

@@ -295,14 +295,14 @@ def _create_hf_hub(name: str, num_classes: int | None, pretrained: bool) -> "tor
         what = "its config and weights" if pretrained else "its config"
         kind = type(e).__name__
         if "LocalEntryNotFound" in kind or "OfflineMode" in kind:
-            why = "not in the local cache, and the Hub is unreachable (offline)"
+            why = "not in the local cache, and the Hub is unreachable"
         elif "RepositoryNotFound" in kind or "GatedRepo" in kind:
             why = "no such (public) repository on the Hub"
         else:
             text = str(e).strip()
             why = f"{kind}: {text.splitlines()[0][:120]}" if text else kind
         raise WeightsUnavailableError(
-            f"model {name!r} could not be loaded: {what} come from the Hugging Face Hub or its local cache ({why}). "
+            f"model {name!r} could not be loaded: it needs {what} from the Hugging Face Hub or its local cache ({why}). "
             f"Check the name, connect once to cache it, or use a bundled model: {', '.join(sorted(weights.BUNDLED))}.") from None
 
 
