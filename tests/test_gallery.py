@@ -76,16 +76,16 @@ def test_failed_build_leaves_previous_site(tmp_path):
 
 
 def test_refuses_to_replace_a_folder_that_is_not_a_gallery(tmp_path):
+    from cnnviz.atomic import OutputFolderError
     from cnnviz.gallery import build_site
-    from cnnviz.gallery.build import GalleryError
 
     m = make_manifest(tmp_path / "src")
     precious = tmp_path / "home"
     precious.mkdir()
     (precious / "thesis.tex").write_text("x")
-    with pytest.raises(GalleryError, match="not a gallery"):
+    with pytest.raises(OutputFolderError, match="did not write"):
         build_site(m, precious)
-    assert (precious / "thesis.tex").exists()
+    assert [p.name for p in precious.iterdir()] == ["thesis.tex"]
 
 
 def test_bad_manifests_raise_clear_errors(tmp_path):
@@ -131,6 +131,6 @@ def test_gallery_never_imports_torch():
 def test_class_list_collects_hostile_names(tmp_path):
     from cnnviz.gallery.build import _Assets, _prepare, load_manifest
 
-    m = load_manifest(make_manifest(tmp_path / "src"))
-    ctx = _prepare(m, _Assets(tmp_path / "site", Path(m["_base"])))
+    path = make_manifest(tmp_path / "src")
+    ctx = _prepare(load_manifest(path), _Assets(tmp_path / "site", path.parent))
     assert set(HOSTILE) <= set(ctx["classes"])
