@@ -250,3 +250,27 @@ def test_unknown_methods_are_refused_before_any_work(setup, tmp_path):
     with pytest.raises(CnnvizError, match="--attribute 'salincy'"):
         _run(tmp_path / "cache", [a], imgs[:1], attr_methods=["salincy"])
     assert not (tmp_path / "cache").exists()
+
+
+def test_models_with_one_default_name_get_distinct_names(setup, tmp_path):
+    root, a, _, imgs = setup
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    import shutil
+
+    shutil.copy(a, other / "a.pt")  # same file name -> same default display name
+    from cnnviz.report import ModelSource, Report, ReportConfig
+
+    cfg = ReportConfig(maximize_steps=2, max_classes=2, erf=False)
+    manifest = Report(tmp_path / "cache", cfg).run([ModelSource(a), ModelSource(str(other / "a.pt"))], [])
+    assert [e["name"] for e in json.loads(manifest.read_text())["models"]] == ["a", "a #2"]
+
+
+def test_one_name_for_two_models_is_refused(setup, tmp_path):
+    from cnnviz.errors import CnnvizError
+    from cnnviz.report import ModelSource, Report
+
+    root, a, b, _ = setup
+    with pytest.raises(CnnvizError, match="--name 'x' is given to two models"):
+        Report(tmp_path / "cache").run([ModelSource(a, "x"), ModelSource(b, "x")], [])
+    assert not (tmp_path / "cache").exists()

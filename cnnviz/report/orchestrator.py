@@ -54,10 +54,17 @@ class Report:
 
     def check(self, models: Sequence[ModelSource]) -> None:
         """Refuse bad settings, unknown methods and layers that are in none of ``models``, before any work."""
+        from cnnviz.device import resolve_device
+
         if not models:
             raise CnnvizError("the gallery needs at least one --model.")
         self.cfg.validate()
         check_methods(self.cfg.cam_methods, self.cfg.attr_methods)
+        resolve_device(self.cfg.device)  # an unavailable --device fails now
+        named = [m.name for m in models if m.name]
+        if len(set(named)) < len(named):
+            dup = next(n for n in named if named.count(n) > 1)
+            raise CnnvizError(f"--name {dup!r} is given to two models; give each model its own name.")
         plan.check_layers(models, self.cfg.layers)
         self._checked = list(models)
 
@@ -82,7 +89,7 @@ class Report:
         for mi, src in enumerate(models):
             self.progress(f"loading {src.name or src.spec}")
             model, info = load_model(src.spec, weights=src.weights, device=dev)
-            name = src.name or default_name(src, info, mi)
+            name = unique_name(src.name or default_name(src, info, mi), [e.name for e in entries])
             layers = plan.pick_layers(model, cfg.layers, name, self.stats.note)
             job = ModelJob(mid=f"m{mi}", name=name, model=model, info=info, mhash=model_hash(model, info),
                            layers=layers, cfg=cfg, cache=cache, man_dir=man_dir)
@@ -122,6 +129,15 @@ def _loudly(fn: Callable[[], list[Any]], what: str) -> list[Any]:
     except Exception as e:
         e.add_note(f"cnnviz report: while computing {what}")
         raise
+
+
+def unique_name(name: str, taken: Sequence[str | None]) -> str:
+    """``name``, or ``name #2``, ``#3``... when an earlier model has it (two ``runs/*/a/ckpt.pt``)."""
+    out, k = name, 1
+    while out in taken:
+        k += 1
+        out = f"{name} #{k}"
+    return out
 
 
 def default_name(src: ModelSource, info: Any, i: int) -> str:
