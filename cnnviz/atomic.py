@@ -150,6 +150,12 @@ def _files(root: Path) -> list[str]:
     return sorted(out)
 
 
+def _empty_dirs(root: Path) -> list[str]:
+    """Empty folders under ``root`` (relative paths): cnnviz writes none, so they are the user's."""
+    return sorted(Path(d).relative_to(root).as_posix() for d, dirs, files in os.walk(root)
+                  if not dirs and not files and Path(d) != root)
+
+
 def _owned_files(target: Path, kind: str) -> set[str] | None:
     """The files cnnviz wrote in ``target`` as ``kind`` (its marker's list), or None if not ours.
 
@@ -257,6 +263,7 @@ def _install(tmp: Path, target: Path, kind: str) -> None:
         raise OutputFolderError(f"'{target}' is not cnnviz's to replace.")  # pragma: no cover
     listed = listed | {MARKER}
     clashes = [f for f in _files(target) if f not in listed and _blocked(tmp, f)]
+    clashes += [d for d in _empty_dirs(target) if _blocked(tmp, d, folder=True)]
     if clashes:
         raise OutputFolderError(f"'{target / clashes[0]}' was not written by cnnviz, and the new {kind} has a file "
                                 f"of that name; move it away and run again.")
@@ -278,16 +285,17 @@ def _install(tmp: Path, target: Path, kind: str) -> None:
         aside.rmdir()
 
 
-def _blocked(new: Path, rel: str) -> bool:
-    """Whether the user's file ``rel`` cannot move into ``new`` (that name, or a parent of it, is taken)."""
+def _blocked(new: Path, rel: str, folder: bool = False) -> bool:
+    """Whether the user's file (or empty ``folder``) ``rel`` cannot move into ``new``: its name, or a
+    parent's, is taken by a file of the new output (a folder there is fine for a folder)."""
     p = new
     parts = rel.split("/")
     for i, part in enumerate(parts):
         p = p / part
-        if p.is_symlink() or (p.exists() and (i == len(parts) - 1 or not p.is_dir())):
-            return True
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             return False
+        if p.is_symlink() or not p.is_dir() or (i == len(parts) - 1 and not folder):
+            return True
     return False
 
 
@@ -318,7 +326,11 @@ def _carry_over(old: Path, new: Path, listed: set[str]) -> list[str]:
             continue
         if not any(here.iterdir()):
             if rel_dir not in implied:  # the user's own empty folder: keep it
-                (new / rel_dir).mkdir(parents=True, exist_ok=True)
+                try:
+                    (new / rel_dir).mkdir(parents=True, exist_ok=True)
+                except OSError:  # its name is a file of the new output: leave the folder where it is
+                    kept.append(rel_dir)
+                    continue
             here.rmdir()
     if not kept:
         old.rmdir()

@@ -170,3 +170,24 @@ def test_claim_dir_marks_and_refuses(tmp_path):
     _write(home, {"thesis.tex": "x"})
     with pytest.raises(OutputFolderError):
         claim_dir(home, "cache")
+
+
+def test_a_users_empty_folder_in_the_way_of_a_new_file_is_refused(tmp_path):
+    site = tmp_path / "site"
+    with atomic_dir(site, kind="gallery") as d:
+        _write(d, {"index.html": "v1"})
+    (site / "compare.html").mkdir()  # the user's (empty) folder; the next build writes a file of that name
+    with pytest.raises(OutputFolderError, match="compare.html"):
+        with atomic_dir(site, kind="gallery") as d:
+            _write(d, {"index.html": "v2", "compare.html": "page"})
+    assert (site / "compare.html").is_dir() and (site / "index.html").read_text() == "v1"
+    assert sorted(os.listdir(tmp_path)) == ["site"]
+
+
+def test_an_empty_folder_of_cnnviz_does_not_block_a_rebuild(tmp_path):
+    site = tmp_path / "site"
+    for v in ("v1", "v2"):
+        with atomic_dir(site, kind="gallery") as d:
+            _write(d, {"index.html": v})
+            (d / "thumbs").mkdir()  # a gallery of small pictures has an empty thumbs/
+    assert (site / "index.html").read_text() == "v2" and (site / "thumbs").is_dir()
