@@ -1,0 +1,209 @@
+"""Which layers a randomization test re-initializes, in which order, and how.
+
+**The cascade** (Adebayo et al. 2018) is derived from the module tree, so it works for timm,
+torchvision and cnnviz's simplecnn alike:
+
+* the model's top-level children that hold parameters are the units; a container of stages
+  (``nn.Sequential``/``ModuleList`` whose children are themselves blocks: timm's ``blocks``,
+  torchvision's ``features`` and ResNet's ``layerN``) is opened one level, one unit per stage/block;
+  a container of plain layers (simplecnn's ``features``, VGG's) is opened into one unit per
+  weight layer;
+* a normalization layer joins the weight layer before it (``conv_stem+bn1``, ``conv_head+bn2``,
+  ``features.0+features.1``): a BatchNorm belongs to the convolution whose outputs it normalizes;
+* parameters owned by the root itself (a ViT's ``pos_embed``, ``cls_token``) join the bottom unit;
+* units are ordered by when they run in a forward pass (registration order can differ), and
+  the cascade is that order reversed: logits first, the stem last. Units that never run are left out.
+
+For EfficientNet-Lite this gives ``classifier``, ``conv_head+bn2``, ``blocks.6`` ... ``blocks.0``,
+``conv_stem+bn1``; for a ResNet ``fc``, ``layer4.1``, ``layer4.0``, ..., ``conv1+bn1``.
+
+**Re-initialization** (``reinitialize``): every submodule of the unit that defines
+``reset_parameters()`` is reset to its fresh state -- PyTorch's own initializer of that layer type
+(Kaiming-uniform for conv/linear), and for BatchNorm ``weight=1, bias=0`` *and* its running statistics
+back to mean 0, variance 1. The running statistics describe the distribution of the *trained*
+convolution's outputs; kept beside random weights they would rescale random features by trained
+constants (a hybrid that is neither the trained nor a random network, and whose activations can
+explode), and re-estimating them on the explained images would leak those images into the "random"
+model. Resetting them makes a fully randomized model exactly a freshly initialized one, which is also
+Quantus's PyTorch MPRT behaviour. Parameters of modules without ``reset_parameters`` (layer scales,
+position embeddings) are redrawn from a normal distribution with the trained tensor's own std.
+The draw happens on a CPU copy under a private generator seeded from ``(seed, unit name)``: the same
+seed gives the same random weights on CPU and CUDA, in cascading and independent mode, and the
+global RNG is left as found.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cnnviz.errors import LayerError
+
+log = logging.getLogger(__name__)
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One step of a randomization cascade: the modules re-initialized together."""
+
+    name: str  # display name: "blocks.6", "conv_stem+bn1"
+    modules: tuple[str, ...]  # dotted module names (named_modules() spelling)
+    root_params: tuple[str, ...] = ()  # parameters owned by the model itself (pos_embed, cls_token)
+
+
+def _has_params(m: nn.Module) -> bool:
+    return next(m.parameters(), None) is not None
+
+
+def _composite(m: nn.Module) -> bool:
+    """A block built of layers (it has a child holding parameters), not a single layer."""
+    return any(_has_params(c) for c in m.children())
+
+
+def _scan(items: Sequence[tuple[str, nn.Module]]) -> list[list[str]]:
+    """Group siblings into units: a block or a weight layer opens a unit, a norm joins the one before."""
+    units: list[list[str]] = []
+    open_for_norm = False
+    for name, m in items:
+        if not _has_params(m):
+            continue
+        if isinstance(m, _NORMS) and not _composite(m) and open_for_norm:
+            units[-1].append(name)
+            open_for_norm = False
+            continue
+        units.append([name])
+        open_for_norm = not _composite(m) and not isinstance(m, _NORMS)
+    return units
+
+
+def _expand(name: str, m: nn.Module) -> list[list[str]]:
+    """A top-level child -> its units (one level deep for containers)."""
+    if not isinstance(m, _CONTAINERS):
+        return [[name]]
+    kids = [(f"{name}.{n}", c) for n, c in m.named_children() if _has_params(c)]
+    units = _scan(kids)
+    return units if len(units) >= 2 else [[name]]
+
+
+def discover_units(model: nn.Module, x: torch.Tensor | None = None) -> list[Unit]:
+    """The model's units bottom-up (stem first, logits last); see the module docstring.
+
+    ``x`` ``(B, C, H, W)``: one image of it is run to order the units by when they fire (None: keep
+    registration order).
+    """
+    groups: list[list[str]] = []
+    pending: list[tuple[str, nn.Module]] = []
+    for name, child in model.named_children():
+        if isinstance(child, _CONTAINERS) and _has_params(child):
+            groups += _scan(pending)
+            pending = []
+            groups += _expand(name, child)
+        else:
+            pending.append((name, child))
+    groups += _scan(pending)
+    units = [Unit("+".join(g), tuple(g)) for g in groups]
+    if x is not None and units:
+        units = _forward_order(model, units, x[:1])
+    root = tuple(n for n, p in model.named_parameters(recurse=False) if p is not None)
+    if root and units:
+        units[0] = Unit(units[0].name, units[0].modules, root)
+    return units
+
+
+def _forward_order(model: nn.Module, units: list[Unit], x: torch.Tensor) -> list[Unit]:
+    from cnnviz.probe import LayerProbe
+
+    names = [n for u in units for n in u.modules]
+    dev = next((p.device for p in model.parameters()), x.device)
+    with LayerProbe(model, names, keep=False) as probe:
+        probe.run(x.to(dev))
+        fired = {n: i for i, n in enumerate(probe.order)}
+    keep = [u for u in units if any(n in fired for n in u.modules)]
+    for u in units:
+        if u not in keep:
+            log.info("unit %s did not run in the forward pass; it is left out of the cascade", u.name)
+    return sorted(keep, key=lambda u: min(fired[n] for n in u.modules if n in fired))
+
+
+def parse_cascade(model: nn.Module, spec: str | Sequence[str]) -> list[Unit]:
+    """``"classifier,conv_head+bn2,blocks.6"`` (top first, ``+`` joins modules into one step) -> units
+    in the order given. Unknown names raise ``LayerError`` with close matches."""
+    from cnnviz.layers import resolve_layer
+
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s and s.strip()]
+    if not items:
+        raise LayerError("--cascade is empty: name the layers to randomize, top first (e.g. classifier,conv_head+bn2,blocks.6).")
+    units = []
+    for item in items:
+        mods = tuple(m.strip() for m in item.split("+") if m.strip())
+        for m in mods:
+            resolve_layer(model, m)
+        units.append(Unit("+".join(mods), mods))
+    return units
+
+
+def unit_seed(seed: int, unit: Unit) -> int:
+    """The seed of one unit's random weights: depends on the run's seed and the unit's name only."""
+    return zlib.crc32(f"{int(seed)}:{unit.name}".encode())
+
+
+def _fresh(module: nn.Module, gen_seed: int) -> dict[str, torch.Tensor]:
+    """A freshly initialized state of ``module`` (drawn on a CPU copy; the global RNG is restored)."""
+    cpu = copy.deepcopy(module).cpu()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.random.default_generator.manual_seed(gen_seed)
+        covered: set[int] = set()
+        for sub in cpu.modules():
+            reset = getattr(sub, "reset_parameters", None)
+            if callable(reset):
+                reset()
+                covered.update(id(p) for p in sub.parameters(recurse=False))
+        for sub in cpu.modules():
+            for p in sub.parameters(recurse=False):
+                if id(p) not in covered:
+                    _redraw(p)
+                    covered.add(id(p))
+    return cpu.state_dict()
+
+
+def _redraw(p: torch.Tensor) -> None:
+    std = float(p.detach().float().std()) if p.numel() > 1 else 0.02
+    p.normal_(0.0, std if std > 0 else 0.02)
+
+
+def reinitialize(model: nn.Module, unit: Unit, seed: int = 0) -> None:
+    """Re-initialize ``unit``'s modules of ``model`` in place (see the module docstring)."""
+    s = unit_seed(seed, unit)
+    for k, name in enumerate(unit.modules):
+        module = model.get_submodule(name)
+        state = _fresh(module, s + k)
+        module.load_state_dict(state)
+    if unit.root_params:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.random.default_generator.manual_seed(s + len(unit.modules))
+            for name in unit.root_params:
+                p = getattr(model, name)
+                fresh = p.detach().cpu().clone()
+                _redraw(fresh)
+                p.copy_(fresh.to(p.device))
+
+
+def unit_parameters(model: nn.Module, unit: Unit) -> list[torch.Tensor]:
+    """The parameter tensors a unit covers (to count what share of the model is random)."""
+    seen: dict[int, torch.Tensor] = {}
+    for name in unit.modules:
+        for p in model.get_submodule(name).parameters():
+            seen[id(p)] = p
+    for name in unit.root_params:
+        p = getattr(model, name)
+        seen[id(p)] = p
+    return list(seen.values())
