@@ -44,12 +44,14 @@ METHODS_HELP = ("Comma-separated CAM and/or attribution methods (see `cnnviz gra
 @click.option("--train-mode", type=click.Choice(["scratch", "lp", "ft", "lpft"]), default="scratch", show_default=True, help="--labels: training mode.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=2, show_default=True, help="--labels: epochs per run.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="--labels: train on N images.")
+@click.option("--eval-limit", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="--labels: test images for each run's accuracy (the random-label run's should be at chance).")
 @click.option("--out", default="sanity", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @json_option
 @device_option
 @seed_option
 def sanity(images, model_spec, weights, methods, cascade, independent, layer, target, hog, image_size, batch_size, no_figures,
-           labels, data, data_root, train_mode, epochs, limit, out, as_json, device, seed) -> None:
+           labels, data, data_root, train_mode, epochs, limit, eval_limit, out, as_json, device, seed) -> None:
     """Model-parameter randomization test on IMAGE... (files or folders).
 
     Re-initializes the model's layers from the logits down, one block at a time (on a private copy),
@@ -80,7 +82,7 @@ def sanity(images, model_spec, weights, methods, cascade, independent, layer, ta
         info(f"skipped: {msg}")
     out_dir = Path(out)
     if labels:
-        models, minfo = _label_models(model_spec, data, data_root, train_mode, epochs, limit, image_size, seed, device, out_dir)
+        models, minfo = _label_models(model_spec, data, data_root, train_mode, epochs, limit, eval_limit, image_size, seed, device, out_dir)
         size = None
     else:
         model, minfo, _ = load(model_spec, weights, device)
@@ -93,19 +95,20 @@ def sanity(images, model_spec, weights, methods, cascade, independent, layer, ta
     _finish(bad, len(paths) + n_pre, done)
 
 
-def _label_models(model_spec, data, data_root, train_mode, epochs, limit, image_size, seed, device, out_dir):
+def _label_models(model_spec, data, data_root, train_mode, epochs, limit, eval_limit, image_size, seed, device, out_dir):
     """Train the real-label and the random-label model; returns ``((real, random), info)``."""
     from cnnviz.explain.sanity_data import require_random_labels, train_label_pair
     from cnnviz.models import load_model
     from cnnviz.train import TrainConfig
 
     require_random_labels()  # before any training: exit 2 with the reason
-    cfg = TrainConfig(data=data, model=model_spec, mode=train_mode, epochs=epochs, limit=limit, image_size=image_size,
+    cfg = TrainConfig(data=data, model=model_spec, mode=train_mode, epochs=epochs, limit=limit, eval_limit=eval_limit, image_size=image_size,
                       seed=seed, device=device, data_root=data_root).validate()
     runs = train_label_pair(cfg, out_dir / "runs", progress=sys.stderr.isatty())
     real, minfo = load_model(runs["real"]["ckpt"], device=_device(device))
     rand, _ = load_model(runs["random"]["ckpt"], device=_device(device))
-    minfo.config["sanity_runs"] = {k: {kk: v.get(kk) for kk in ("ckpt", "val_accuracy", "train_accuracy")} for k, v in runs.items()}
+    minfo.config["sanity_runs"] = {k: {"ckpt": v["ckpt"], "test_accuracy": v.get("test_accuracy"),
+                                       "train_accuracy": (v.get("history") or [{}])[-1].get("train_accuracy")} for k, v in runs.items()}
     return (real, rand), minfo
 
 
@@ -172,8 +175,10 @@ def _figures(res, batch, stem_of, minfo, out_dir) -> None:
         maps = {m.method: m.maps[:, i].astype("float32") for m in res.methods}
         scores = {m.method: [float(s.spearman_signed[i] if m.signed else s.spearman[i]) for s in m.steps] for m in res.methods}
         t = res.targets[i]
-        title = f"{p.name}: {minfo.class_names[t]} | {minfo.label}, {head} (seed {res.seed}); numbers: rank correlation with the trained map"
-        cascade_figure(img, maps, res.cascade, out_dir / f"{stem_of[p]}.sanity.png", title=title, cam_methods=cams, scores=scores)
+        title = (f"{p.name}: {minfo.class_names[t]} | {minfo.label}, {head} (seed {res.seed}); "
+                 "numbers: Spearman with the first map (signed maps for signed methods)")
+        cascade_figure(img, maps, res.cascade, out_dir / f"{stem_of[p]}.sanity.png", title=title, cam_methods=cams, scores=scores,
+                       first="real labels" if res.mode == "labels" else "trained")
 
 
 def _write(merged, minfo, stems, out_dir, as_json) -> None:

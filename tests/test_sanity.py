@@ -17,7 +17,7 @@ from torch import nn
 from cnnviz.atomic import dumps_json
 from cnnviz.cli.main import cli
 from cnnviz.explain import similarity
-from cnnviz.explain.randomize import Unit, discover_units, parse_cascade, reinitialize
+from cnnviz.explain.randomize import FreshWeights, Unit, discover_units, parse_cascade, reinitialize
 from cnnviz.explain.sanity import Step, cascading_randomization, explain_maps, verdict
 
 TINY = ["--model", "simplecnn:width=4,depth=2", "--weights", "random", "--image-size", "32"]
@@ -119,11 +119,13 @@ def _perturbed_cnn():
 
 
 def test_reinitialize_one_unit_resets_bn_stats_and_only_that_unit():
-    model, _ = _perturbed_cnn()
+    model, info = _perturbed_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng_state = torch.random.get_rng_state()
     unit = Unit("features.3+features.4", ("features.3", "features.4"))
-    reinitialize(model, unit, seed=5)
+    fresh = FreshWeights(model, info, seed=5)
+    assert fresh.source == "architecture"
+    reinitialize(model, unit, fresh)
     assert torch.equal(torch.random.get_rng_state(), rng_state)  # the global RNG is left as found
     after = model.state_dict()
     for k in before:
@@ -134,11 +136,25 @@ def test_reinitialize_one_unit_resets_bn_stats_and_only_that_unit():
     assert torch.all(bn.running_mean == 0) and torch.all(bn.running_var == 1)
     assert torch.all(bn.weight == 1) and torch.all(bn.bias == 0)
     again, _ = _perturbed_cnn()
-    reinitialize(again, unit, seed=5)
+    reinitialize(again, unit, FreshWeights(again, info, seed=5))
     assert torch.equal(again.features[3].weight, model.features[3].weight)  # seeded: same random weights
     other, _ = _perturbed_cnn()
-    reinitialize(other, unit, seed=6)
+    reinitialize(other, unit, FreshWeights(other, info, seed=6))
     assert not torch.equal(other.features[3].weight, model.features[3].weight)
+
+
+def test_fully_randomized_model_is_the_untrained_architecture():
+    """Every unit re-initialized = exactly the model cnnviz builds untrained with that seed."""
+    from cnnviz.models import build_model
+
+    model, info = _perturbed_cnn()
+    fresh = FreshWeights(model, info, seed=3)
+    for u in discover_units(model, torch.zeros(1, 3, 16, 16)):
+        reinitialize(model, u, fresh)
+    torch.manual_seed(3)
+    untrained, _ = build_model("simplecnn", num_classes=4, arch_kwargs={"width": 4, "depth": 2}, input_size=(16, 16))
+    ref = untrained.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
 
 
 def test_parameters_without_reset_are_redrawn():
@@ -164,8 +180,10 @@ def test_parameters_without_reset_are_redrawn():
     net = Net()
     units = discover_units(net, torch.zeros(1, 3, 4, 4))
     assert units[0].root_params == ("pos",)
+    fresh = FreshWeights(net)  # no ModelInfo: the generic per-layer initializer
+    assert fresh.source == "generic"
     for u in units:
-        reinitialize(net, u, seed=0)
+        reinitialize(net, u, fresh)
     assert not torch.equal(net.block.gamma, torch.full((2,), 3.0)) and not torch.equal(net.pos, torch.ones(1, 3, 4, 4))
 
 

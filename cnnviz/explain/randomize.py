@@ -17,19 +17,24 @@ torchvision and cnnviz's simplecnn alike:
 For EfficientNet-Lite this gives ``classifier``, ``conv_head+bn2``, ``blocks.6`` ... ``blocks.0``,
 ``conv_stem+bn1``; for a ResNet ``fc``, ``layer4.1``, ``layer4.0``, ..., ``conv1+bn1``.
 
-**Re-initialization** (``reinitialize``): every submodule of the unit that defines
-``reset_parameters()`` is reset to its fresh state -- PyTorch's own initializer of that layer type
-(Kaiming-uniform for conv/linear), and for BatchNorm ``weight=1, bias=0`` *and* its running statistics
-back to mean 0, variance 1. The running statistics describe the distribution of the *trained*
-convolution's outputs; kept beside random weights they would rescale random features by trained
-constants (a hybrid that is neither the trained nor a random network, and whose activations can
-explode), and re-estimating them on the explained images would leak those images into the "random"
-model. Resetting them makes a fully randomized model exactly a freshly initialized one, which is also
-Quantus's PyTorch MPRT behaviour. Parameters of modules without ``reset_parameters`` (layer scales,
-position embeddings) are redrawn from a normal distribution with the trained tensor's own std.
-The draw happens on a CPU copy under a private generator seeded from ``(seed, unit name)``: the same
-seed gives the same random weights on CPU and CUDA, in cascading and independent mode, and the
-global RNG is left as found.
+**Re-initialization** (``FreshWeights``, ``reinitialize``): a unit gets the weights its architecture
+has *before training* -- the model is rebuilt untrained through ``cnnviz.models.build_model`` (timm's,
+torchvision's or simplecnn's own initializer: He-normal convolutions for EfficientNet and ResNet) under
+a private generator seeded with ``seed``, and the unit's parameters *and buffers* are copied from it.
+So a re-initialized BatchNorm gets ``weight=1, bias=0`` and running statistics mean 0, variance 1: the
+trained statistics describe the distribution of the *trained* convolution's outputs; kept beside
+random weights they rescale random features by trained constants (measured on Lite0: the activations
+collapse to the trained means, the same for every image), and re-estimating them on the explained
+images would leak those images into the "random" model. A fully randomized model is then exactly an
+untrained one. PyTorch's per-layer default (``reset_parameters()``, what Quantus's PyTorch MPRT calls)
+is not used where the architecture's initializer is known: its Kaiming-uniform(a=sqrt 5) draws shrink
+the signal about threefold per convolution, and Lite0's activations vanish to 1e-8 by the stem, a
+degenerate network whose output ignores the input. Models cnnviz cannot rebuild (a bare ``nn.Module``
+without ``ModelInfo``) get a generic version of the same: He-normal (fan-out) convolutions, zero conv
+biases, ``reset_parameters()`` for the other layers, and a normal draw with the trained tensor's std
+for parameters no layer initializes (layer scales, position embeddings), seeded per unit.
+The draw happens on the CPU: the same seed gives the same random weights on CPU and CUDA, in cascading
+and independent mode, and the global RNG is left as found.
 """
 
 from __future__ import annotations
@@ -151,18 +156,72 @@ def parse_cascade(model: nn.Module, spec: str | Sequence[str]) -> list[Unit]:
     return units
 
 
+class FreshWeights:
+    """Untrained weights for ``model``: its architecture's own initializer when ``info`` names an
+    architecture cnnviz can rebuild with the same state-dict layout, else the generic per-layer draw."""
+
+    def __init__(self, model: nn.Module, info: "ModelInfo | None" = None, seed: int = 0) -> None:  # noqa: F821
+        self.seed = int(seed)
+        self.state = _rebuilt_state(model, info, self.seed)
+        self.source = "architecture" if self.state is not None else "generic"
+
+    def for_module(self, model: nn.Module, name: str, unit: Unit, k: int) -> dict[str, torch.Tensor]:
+        """The fresh state dict of ``model``'s submodule ``name`` (keys relative to it)."""
+        if self.state is not None:
+            pre = f"{name}."
+            return {key[len(pre):]: v for key, v in self.state.items() if key.startswith(pre)}
+        return _generic_fresh(model.get_submodule(name), unit_seed(self.seed, unit) + k)
+
+    def for_root(self, model: nn.Module, name: str, unit: Unit) -> torch.Tensor:
+        if self.state is not None and name in self.state:
+            return self.state[name]
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.random.default_generator.manual_seed(unit_seed(self.seed, unit) + 7919)
+            fresh = getattr(model, name).detach().cpu().clone()
+            _redraw(fresh)
+        return fresh
+
+
+def _rebuilt_state(model: nn.Module, info: "ModelInfo | None", seed: int) -> dict[str, torch.Tensor] | None:  # noqa: F821
+    if info is None or not getattr(info, "arch", None):
+        return None
+    from cnnviz.errors import CnnvizError
+    from cnnviz.models import build_model
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)
+            fresh, _ = build_model(info.arch, num_classes=info.num_classes, in_chans=info.in_chans, arch_kwargs=info.arch_kwargs,
+                                   pretrained=False, input_size=tuple(info.input_size[1:]))
+    except (CnnvizError, RuntimeError, ValueError, TypeError) as e:
+        log.info("cannot rebuild %s untrained (%s); using the generic initializer", info.arch, e)
+        return None
+    state = {k: v.detach().cpu() for k, v in fresh.state_dict().items()}
+    mine = model.state_dict()
+    if set(state) != set(mine) or any(state[k].shape != mine[k].shape for k in state):
+        log.info("the rebuilt %s does not match the model's layout; using the generic initializer", info.arch)
+        return None
+    return state
+
+
 def unit_seed(seed: int, unit: Unit) -> int:
-    """The seed of one unit's random weights: depends on the run's seed and the unit's name only."""
+    """The seed of one unit's generic random weights: depends on the run's seed and the unit's name only."""
     return zlib.crc32(f"{int(seed)}:{unit.name}".encode())
 
 
-def _fresh(module: nn.Module, gen_seed: int) -> dict[str, torch.Tensor]:
-    """A freshly initialized state of ``module`` (drawn on a CPU copy; the global RNG is restored)."""
+def _generic_fresh(module: nn.Module, gen_seed: int) -> dict[str, torch.Tensor]:
+    """A freshly initialized state of ``module`` without its architecture's initializer (CPU copy)."""
     cpu = copy.deepcopy(module).cpu()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.random.default_generator.manual_seed(gen_seed)
         covered: set[int] = set()
         for sub in cpu.modules():
+            if isinstance(sub, nn.modules.conv._ConvNd):
+                nn.init.kaiming_normal_(sub.weight, mode="fan_out", nonlinearity="relu")
+                if sub.bias is not None:
+                    nn.init.zeros_(sub.bias)
+                covered.update(id(p) for p in sub.parameters(recurse=False))
+                continue
             reset = getattr(sub, "reset_parameters", None)
             if callable(reset):
                 reset()
@@ -180,21 +239,15 @@ def _redraw(p: torch.Tensor) -> None:
     p.normal_(0.0, std if std > 0 else 0.02)
 
 
-def reinitialize(model: nn.Module, unit: Unit, seed: int = 0) -> None:
-    """Re-initialize ``unit``'s modules of ``model`` in place (see the module docstring)."""
-    s = unit_seed(seed, unit)
+def reinitialize(model: nn.Module, unit: Unit, fresh: FreshWeights) -> None:
+    """Give ``unit``'s modules of ``model`` their untrained weights and buffers, in place."""
     for k, name in enumerate(unit.modules):
         module = model.get_submodule(name)
-        state = _fresh(module, s + k)
-        module.load_state_dict(state)
-    if unit.root_params:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.random.default_generator.manual_seed(s + len(unit.modules))
-            for name in unit.root_params:
-                p = getattr(model, name)
-                fresh = p.detach().cpu().clone()
-                _redraw(fresh)
-                p.copy_(fresh.to(p.device))
+        module.load_state_dict(fresh.for_module(model, name, unit, k))
+    with torch.no_grad():
+        for name in unit.root_params:
+            p = getattr(model, name)
+            p.copy_(fresh.for_root(model, name, unit).to(p.device))
 
 
 def unit_parameters(model: nn.Module, unit: Unit) -> list[torch.Tensor]:

@@ -293,7 +293,7 @@ def cascading_randomization(
     calls in all.
     """
     from cnnviz.explain.cam import _check_targets, default_cam_layer
-    from cnnviz.explain.randomize import reinitialize, unit_parameters
+    from cnnviz.explain.randomize import FreshWeights, reinitialize, unit_parameters
     from cnnviz.explain.similarity import compare_maps
 
     methods = check_methods(methods)
@@ -315,6 +315,7 @@ def cascading_randomization(
     targets = [int(t) for t in targets]
     total = sum(p.numel() for p in work.parameters()) or 1
     trained = {k: v.detach().clone() for k, v in work.state_dict().items()} if independent else None
+    fresh = FreshWeights(work, info, seed)
 
     ref: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     kept: dict[str, list[np.ndarray]] = {m: [] for m in methods}
@@ -330,7 +331,7 @@ def cascading_randomization(
         if trained is not None:
             work.load_state_dict(trained)
             random_ids = set()
-        reinitialize(work, unit, seed)
+        reinitialize(work, unit, fresh)
         random_ids |= {id(p) for p in unit_parameters(work, unit)}
         share = sum(p.numel() for p in work.parameters() if id(p) in random_ids) / total
         for m in methods:
@@ -342,7 +343,8 @@ def cascading_randomization(
             if progress:
                 progress(x.shape[0])
     out = [MethodSanity(m, ref[m][1] is not None, steps[m], np.stack(kept[m]) if keep_maps else None) for m in methods]
-    return SanityResult(out, [u.name for u in units], "independent" if independent else "cascading", seed, targets, layer)
+    return SanityResult(out, [u.name for u in units], "independent" if independent else "cascading", seed, targets, layer,
+                        {"init": fresh.source})
 
 
 def resolve_cascade(model: nn.Module, x: torch.Tensor | None, cascade: "str | Sequence[str] | Sequence[Unit] | None" = None) -> list:  # noqa: F821

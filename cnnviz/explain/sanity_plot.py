@@ -29,7 +29,7 @@ def _tile(img: np.ndarray, m: np.ndarray, overlay: bool) -> np.ndarray:
 
 def cascade_figure(image: np.ndarray, maps: dict[str, np.ndarray], cascade: Sequence[str], path: str | os.PathLike[str],
                    *, title: str = "", cam_methods: Sequence[str] = (), scores: dict[str, Sequence[float]] | None = None,
-                   tile: int = 112) -> Path:
+                   tile: int = 112, first: str = "trained") -> Path:
     """One image's cascade: ``maps[method]`` is ``(S + 1, H, W)`` (trained first); ``image`` ``(H, W, 3) uint8``.
 
     ``scores[method]``, when given, are the S rank correlations printed under each randomized map.
@@ -42,7 +42,7 @@ def cascade_figure(image: np.ndarray, maps: dict[str, np.ndarray], cascade: Sequ
     methods = list(maps)
     cols = len(cascade) + 2
     fig = new_figure(0.95 * cols, 1.05 * len(methods) + 0.9)
-    heads = ["input", "trained", *cascade]
+    heads = ["input", first, *cascade]
     for r, meth in enumerate(methods):
         for c in range(cols):
             ax = fig.add_subplot(len(methods), cols, r * cols + c + 1)
