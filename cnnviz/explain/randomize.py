@@ -23,13 +23,14 @@ torchvision's or simplecnn's own initializer: He-normal convolutions for Efficie
 a private generator seeded with ``seed``, and the unit's parameters *and buffers* are copied from it.
 So a re-initialized BatchNorm gets ``weight=1, bias=0`` and running statistics mean 0, variance 1: the
 trained statistics describe the distribution of the *trained* convolution's outputs; kept beside
-random weights they rescale random features by trained constants (measured on Lite0: the activations
-collapse to the trained means, the same for every image), and re-estimating them on the explained
+random weights they normalize random features with trained constants (measured on Lite0, by
+``benchmarks/bench_sanity.py --bn-check``: the fully random network then gives two photos nearly the
+same logits), and re-estimating them on the explained
 images would leak those images into the "random" model. A fully randomized model is then exactly an
 untrained one. PyTorch's per-layer default (``reset_parameters()``, what Quantus's PyTorch MPRT calls)
 is not used where the architecture's initializer is known: its Kaiming-uniform(a=sqrt 5) draws shrink
-the signal about threefold per convolution, and Lite0's activations vanish to 1e-8 by the stem, a
-degenerate network whose output ignores the input. Models cnnviz cannot rebuild (a bare ``nn.Module``
+the signal at every convolution, and Lite0's activations vanish to 1e-8 by the stem, a degenerate
+network whose output ignores the input. Models cnnviz cannot rebuild (a bare ``nn.Module``
 without ``ModelInfo``) get a generic version of the same: He-normal (fan-out) convolutions, zero conv
 biases, ``reset_parameters()`` for the other layers, and a normal draw with the trained tensor's std
 for parameters no layer initializes (layer scales, position embeddings), seeded per unit.

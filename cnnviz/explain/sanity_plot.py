@@ -70,7 +70,7 @@ def curves_figure(rows: Sequence[dict], cascade: Sequence[str], path: str | os.P
     """Mean similarity to the trained maps per cascade step, one line per method (``rows`` = ``to_json()``).
 
     Left: the verdict's rank correlation (signed where the method is signed; dashed: absolute values),
-    right: SSIM. The step the verdict reads is marked.
+    right: SSIM. The step the verdict reads and the threshold are dotted red lines.
     """
     from cnnviz.render import new_figure, save_figure
 
@@ -98,10 +98,11 @@ def curves_figure(rows: Sequence[dict], cascade: Sequence[str], path: str | os.P
             ax.axvline(k, color="#c33", lw=0.8, ls=":")
     if threshold is not None:
         axes[0].axhline(threshold, color="#c33", lw=0.8, ls=":")
-    axes[0].legend(fontsize=7, loc="lower left")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 5) or 1, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return save_figure(fig, path, dpi=110)
 
 
