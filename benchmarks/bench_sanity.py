@@ -133,6 +133,14 @@ def summarize(run: Path) -> None:
               f"constant maps per step {[s['constant_maps'] for s in m['cascade']]}")
 
 
+def _small_png(src: Path, dst: Path) -> None:
+    """Copy a figure as a 256-colour PNG (less than half the bytes; keeps the repository small)."""
+    from PIL import Image
+
+    im = Image.open(src).convert("RGB")
+    im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(dst, optimize=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="/tmp/cnnviz-bench-sanity")
@@ -174,9 +182,9 @@ def main() -> None:
     if a.docs:
         img = ROOT / "docs" / "img"
         shutil.copy(run / "sanity-curves.png", img / "sanity-curves.png")
-        shutil.copy(run / "photo-chelsea.sanity.png", img / "sanity-chelsea.png")
+        _small_png(run / "photo-chelsea.sanity.png", img / "sanity-chelsea.png")
         if (run / "cifar-automobile-0000.sanity.png").is_file():
-            shutil.copy(run / "cifar-automobile-0000.sanity.png", img / "sanity-cifar.png")
+            _small_png(run / "cifar-automobile-0000.sanity.png", img / "sanity-cifar.png")
         print(f"copied figures to {img}/", file=sys.stderr)
 
 
