@@ -183,13 +183,13 @@ def _figures(res, batch, stem_of, minfo, out_dir) -> None:
 
 def _write(merged, minfo, stems, out_dir, as_json) -> None:
     from cnnviz.atomic import dumps_json, write_text
-    from cnnviz.explain.sanity import PASS_THRESHOLD, rule_text
+    from cnnviz.explain.sanity import NO_VERDICT, PASS_THRESHOLD, rule_text
     from cnnviz.explain.sanity_plot import curves_figure, markdown_table
 
     rows = merged.to_json()
     doc = {"model": minfo.label, "mode": merged.mode, "seed": merged.seed, "images": merged.n_images, "layer": merged.layer,
            "cascade": merged.cascade, "threshold": PASS_THRESHOLD,
-           "rule": rule_text(rows[0]["verdict"]["step_index"], len(merged.cascade)),
+           "rule": NO_VERDICT if merged.mode == "independent" else rule_text(rows[0]["verdict"]["step_index"], len(merged.cascade)),
            "runs": minfo.config.get("sanity_runs"), "methods": merged.to_json(per_image=True, names=stems)}
     write_text(out_dir / "sanity.json", dumps_json(doc, indent=1))
     head = f"# Sanity check ({merged.mode}): {minfo.label}, {merged.n_images} image(s)\n\nRule: {doc['rule']}.\n\n"

@@ -220,6 +220,7 @@ def test_order_is_top_down_and_ends_all_random(one_thread):
     ind = cascading_randomization(model, x, ["saliency"], info=info, independent=True, keep_maps=False)
     own = [s.randomized for s in ind.methods[0].steps]
     assert sum(own) == pytest.approx(1.0) and own[0] == pytest.approx(shares[0]) and ind.mode == "independent"
+    assert ind.to_json()[0]["verdict"]["passes"] is None and res.to_json()[0]["verdict"]["passes"] is not None
 
 
 def test_explainers_are_deterministic_spearman_one(one_thread):

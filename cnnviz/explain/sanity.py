@@ -46,6 +46,7 @@ CONTROLS = ("edges", "random")
 DEFAULT_METHODS = ("gradcam", "saliency", "guided-backprop", "guided-gradcam", "integrated-gradients")
 #: the verdict rule's constants (documented in docs/sanity.md)
 PASS_THRESHOLD = 0.5
+NO_VERDICT = "no verdict in the independent test: each step randomizes one block, it shows where the map is sensitive"
 
 
 class SanityError(CnnvizError):
@@ -172,8 +173,10 @@ class SanityResult:
         the images; with ``per_image`` each method also gets ``"per_image": [{"image", "target", "cascade"}]``."""
         out = []
         for m in self.methods:
+            # the rule reads a cascade (or the label test); the independent test only maps per-block sensitivity
+            v = m.verdict if self.mode != "independent" else {**verdict([]), "note": NO_VERDICT}
             row: dict = {"method": m.method, "signed": m.signed, "images": self.n_images,
-                         "verdict": m.verdict, "cascade": [s.summary() for s in m.steps]}
+                         "verdict": v, "cascade": [s.summary() for s in m.steps]}
             if per_image:
                 row["per_image"] = [{"image": names[i] if names else i, "target": int(self.targets[i]),
                                      "cascade": [s.per_image(i) for s in m.steps]} for i in range(self.n_images)]

@@ -92,7 +92,7 @@ def curves_figure(rows: Sequence[dict], cascade: Sequence[str], path: str | os.P
         ax.set_title(name, fontsize=9)
         ax.axhline(0, color="#999", lw=0.6)
         ax.grid(alpha=0.3)
-    if rows and rows[0]["verdict"].get("step_index"):
+    if rows and rows[0]["verdict"].get("step_index"):  # none in the independent test
         k = rows[0]["verdict"]["step_index"]
         for ax in axes:
             ax.axvline(k, color="#c33", lw=0.8, ls=":")
@@ -115,7 +115,7 @@ def markdown_table(rows: Sequence[dict], cascade: Sequence[str]) -> str:
     out = ["| method | verdict | measure | at step | mean | 95% CI |", "|---|---|---|---|---|---|"]
     for r in rows:
         v = r["verdict"]
-        word = {True: "**passes**", False: "fails", None: "unclear"}[v["passes"]]
+        word = "no verdict" if v.get("note") else {True: "**passes**", False: "fails", None: "unclear"}[v["passes"]]
         ci = "—" if v.get("ci95") is None else f"{v['ci95'][0]:.2f} – {v['ci95'][1]:.2f}"
         out.append(f"| {r['method']} | {word} | {v.get('measure') or '—'} | {v.get('step') or '—'} | {_fmt(v.get('mean'))} | {ci} |")
     out += ["", "Mean over the images, Spearman (abs) / Spearman (signed) / SSIM, after randomizing down to each step:", ""]
