@@ -80,12 +80,11 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
       cnnviz compare --model runs/scratch/ckpt.pt --model runs/lp/ckpt.pt --model runs/lpft/ckpt.pt \\
                      --data fashion-mnist --eval-limit 500
     """
-    import json
     from pathlib import Path
 
     from tqdm import tqdm
 
-    from cnnviz.atomic import atomic_dir, json_default, write_text
+    from cnnviz.atomic import atomic_dir, check_output_dir, write_text
     from cnnviz.compare import compare_models
     from cnnviz.data import open_split
     from cnnviz.device import resolve_device
@@ -94,6 +93,7 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
 
     if len(models) < 2:
         raise CnnvizError("compare needs at least two models: --model A --model B [--model C ...].")
+    check_output_dir(out, "compare")  # refused before the work, not after it
     dev = resolve_device(device)
     loaded = []
     for spec in models:
@@ -116,19 +116,12 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
     doc = comp.to_json()
 
     target = Path(out)
-    fresh = not target.exists() or not any(target.iterdir()) or (target / "compare.json").exists()
-
-    def write(folder: Path) -> list[Path]:
-        paths = comp.write_figures(folder)
-        write_text(folder / "compare.json", dumps_json(doc, indent=1))  # strict: undefined CKA is null
-        return paths
-
-    if fresh:  # a new folder (or an earlier compare's): build it aside, then swap it in whole
-        with atomic_dir(target) as tmp:
-            paths = write(tmp)
-        paths = [target / p.name for p in paths]
-    else:  # someone else's folder: add our files (each written atomically), touch nothing else
-        paths = write(target)
+    # cnnviz.atomic's ownership rule: a folder cnnviz did not write is refused; an earlier compare's is
+    # replaced once this one is complete, keeping the user's own files in it
+    with atomic_dir(target, kind="compare") as tmp:
+        paths = comp.write_figures(tmp)
+        write_text(tmp / "compare.json", dumps_json(doc, indent=1))  # strict: undefined CKA is null
+    paths = [target / p.name for p in paths]
     if as_json:
         emit_json(doc)
     else:
