@@ -21,10 +21,14 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     pick the right format. On any exception the temp file is removed and ``path`` is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix, dir=target.parent
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix, dir=target.parent
+        )
+    except OSError as e:
+        _name_target(e, target)
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp makes 0600 files; published pictures and galleries must be readable like any file
@@ -32,9 +36,19 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as e:
+        _name_target(e, target)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _name_target(e: OSError, target: Path) -> None:
+    """Let ``e`` name the user's path, not our hidden temp file (a full disk's ``write()`` names none)."""
+    name = os.fsdecode(e.filename) if e.filename is not None else None
+    if name is None or Path(name).name.startswith(f".{target.name}."):
+        e.filename, e.filename2 = str(target), None
 
 
 def _umask() -> int:

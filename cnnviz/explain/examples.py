@@ -117,8 +117,17 @@ def top_examples(
         raise TargetError("give either a class or a layer and a channel.")
     if channel is not None and layer is None:
         raise LayerError("a channel needs --layer.")
-    if k < 1:
-        raise CnnvizError("--top must be at least 1.")
+    from cnnviz import limits
+
+    k = limits.check_int("--top / top_examples(k=...)", k, limits.TOP_K)
+    batch_size = limits.check_int("--batch-size", batch_size, limits.BATCH_SIZE)
+    if limit is not None:
+        limit = limits.check_int("--limit", limit, limits.IMAGE_COUNT)
+    if channel is not None:
+        channel = limits.check_int("--channel", channel, (0, 1 << 20))
+    if target_class is not None:
+        target_class = limits.check_int("target_class", target_class, (0, info.num_classes - 1),
+                                        hint=f"The model has {info.num_classes} classes.")
     cam_layer = layer
     if layer is None:
         fields = _spatial_fields(model, info.input_size)

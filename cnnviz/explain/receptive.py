@@ -347,6 +347,12 @@ def receptive_fields(model: nn.Module, input_size: Sequence[int], layers: Sequen
     Returns:
         ``ReceptiveField`` per layer; ``rf`` is ``"global"`` where a unit sees the whole input.
     """
+    from cnnviz import limits
+
+    if not isinstance(input_size, Sequence) or isinstance(input_size, str) or len(input_size) != 3:
+        raise limits.OptionError(f"input_size must be (C, H, W), got {input_size!r}.")
+    input_size = (limits.check_int("input channels", input_size[0], limits.IN_CHANS),
+                  *(limits.check_int("input size", v, limits.IMAGE_SIDE) for v in input_size[1:]))
     names = list(layers) if layers else [n for n, _ in model.named_modules() if n]
     try:
         # Shapes are all we need: on the meta device the forward costs no arithmetic at all.
