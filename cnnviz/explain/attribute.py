@@ -6,8 +6,8 @@ them out-of-place and of a type they know. timm's EfficientNet-Lite uses ``ReLU6
 which captum silently treats as a plain gradient. The working copy (made once per ``Attributor``)
 is in eval mode with frozen parameters, every ``inplace`` flag off, and each ``ReLU6`` rewritten as
 ``relu(x) - relu(x - 6)`` -- the same function, built from two ``nn.ReLU`` that captum's rules
-handle exactly. The caller's model is never touched; captum's hooks die with the copy and are
-also checked to be gone after each call (``hook_count``).
+handle exactly. The caller's model is never touched; each captum call runs inside
+``cnnviz.probe.frozen`` on the copy, so a hook captum leaves behind (on an error) is removed.
 
 Memory: integrated gradients runs its ``n_steps`` in chunks of ``internal_batch_size``, SmoothGrad
 its samples in chunks, occlusion ``perturbations_per_eval`` windows at a time, so a laptop never
@@ -155,27 +155,17 @@ class Attributor:
 
     def __call__(self, x: torch.Tensor, targets: Sequence[int] | None = None) -> AttributionBatch:
         """Attributions of ``x`` ``(B, C, H, W)`` for ``targets`` (None: top-1 per image)."""
-        from cnnviz.explain.cam import _check_targets, hook_count
+        from cnnviz.explain.cam import _check_targets
+        from cnnviz.probe import frozen, model_device
 
-        dev = next((p.device for p in self.model.parameters()), torch.device("cpu"))
-        x = x.detach().to(dev).float()
+        x = x.detach().to(model_device(self.model)).float()
         with torch.no_grad():
             logits = self.model(x).float()
         t = _check_targets(targets, x.shape[0], logits.shape[1])
         t = logits.argmax(1).tolist() if t is None else t
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # captum warns on every call that it sets hooks
-                raw = self._attribute(x, t)
-        finally:
-            leaked = hook_count(self.model)
-            if leaked:  # captum removes its hooks in finally; make sure, and never carry them over
-                log.warning("captum left %d hooks on the working copy; removing them", leaked)
-                for mod in self.model.modules():
-                    mod._forward_hooks.clear()
-                    mod._forward_pre_hooks.clear()
-                    mod._backward_hooks.clear()
-                    getattr(mod, "_backward_pre_hooks", {}).clear()
+        with frozen(self.model), warnings.catch_warnings():  # frozen: no captum hook outlives the call
+            warnings.simplefilter("ignore")  # captum warns on every call that it sets hooks
+            raw = self._attribute(x, t)
         maps = reduce_attribution(raw, _REDUCE[self.method])
         probs = torch.softmax(logits, 1).cpu().numpy()
         return AttributionBatch(maps, raw.detach().float().cpu().numpy(), list(t), probs, self.method)

@@ -6,10 +6,11 @@ re-rooted as an autograd leaf, so the backward pass runs from the logits down to
 and never touches parameter ``.grad`` -- one forward plus a short backward, the cost floor.
 The math is pytorch-grad-cam's (the field's library; ``tests/test_cam.py`` checks correlation
 >= 0.99 against it). The other methods (eigencam, scorecam, ablationcam, fullgrad, ...) call
-pytorch-grad-cam itself inside ``_library_guard``, which fixes its rough edges: hooks are always
-released (also on error), parameters stay frozen (no ``.grad`` filled), the model's training flags
-are restored, exceptions are not swallowed (its ``with`` block eats ``IndexError``) and its
-``print`` warnings go to ``logging`` instead of stdout (which carries ``--json``).
+pytorch-grad-cam itself inside ``cnnviz.probe.frozen``, which fixes its rough edges: hooks are
+always released (also on error), parameters stay frozen (no ``.grad`` filled), the model's
+training flags are restored, exceptions are not swallowed (its ``with`` block eats
+``IndexError``) and its ``print`` warnings go to ``logging`` instead of stdout (which carries
+``--json``).
 
 Example::
 
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 
 from cnnviz.errors import CnnvizError, LayerError, TargetError, suggestion
-from cnnviz.probe import LayerProbe
+from cnnviz.probe import LayerProbe, frozen, hook_count, model_device  # noqa: F401  (hook_count: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def default_cam_layer(model: nn.Module, info: "ModelInfo | None" = None) -> str:
     """
     if is_vit(model):
         return f"blocks.{len(model.blocks) - 1}.norm1"
-    from cnnviz.layers import spatial_layers
+    from cnnviz.probe import spatial_layers
 
     size = tuple(info.input_size) if info is not None else (3, 224, 224)
     found = spatial_layers(model, size)
@@ -174,10 +175,6 @@ def _check_targets(targets: Sequence[int] | None, b: int, num_classes: int) -> l
     return t
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
-
-
 def compute_cams(
     model: nn.Module,
     x: torch.Tensor,
@@ -198,7 +195,7 @@ def compute_cams(
     if x.dim() != 4:
         raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
     layer = layer or default_cam_layer(model, info)
-    x = x.to(_device_of(model))
+    x = x.to(model_device(model))
     if method in GRADIENT_METHODS:
         return _gradient_cams(model, x, layer, method, targets)
     return _library_cams(model, x, layer, method, targets)
@@ -227,24 +224,13 @@ def _gradient_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, t
 
 # -- pytorch-grad-cam, with its rough edges filed off -------------------------------------------
 @contextlib.contextmanager
-def _library_guard(model: nn.Module) -> Iterator[None]:
-    """Eval mode and frozen params inside; ``.grad``, ``requires_grad`` and training flags restored; the library's prints logged."""
-    saved_training = {m: m.training for m in model.modules()}
-    saved = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+def _quiet() -> Iterator[None]:
+    """pytorch-grad-cam's prints (stdout, which carries --json) and tqdm bars (stderr) go to the log."""
     out = io.StringIO()
     try:
-        model.eval()  # BN/dropout deterministic, running statistics untouched
-        for p in model.parameters():
-            p.requires_grad_(False)
-        # its prints (stdout, which carries --json) and tqdm bars (stderr) go to the log instead
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             yield
     finally:
-        for p, flag, grad in saved:
-            p.requires_grad_(flag)
-            p.grad = grad
-        for m, flag in saved_training.items():
-            m.training = flag
         if out.getvalue().strip():
             log.debug("pytorch-grad-cam said: %s", out.getvalue().strip())
 
@@ -259,7 +245,7 @@ def _library_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, ta
     vit = is_vit(model)
     reshape = token_reshape(model)
     cls = getattr(pytorch_grad_cam, LIBRARY_METHODS[method])
-    with _library_guard(model):
+    with frozen(model), _quiet():
         with torch.no_grad():
             logits = model(x).float()
         t = _check_targets(targets, x.shape[0], logits.shape[1])
@@ -283,11 +269,3 @@ def _library_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, ta
     maps = np.clip(np.nan_to_num(np.asarray(maps, dtype=np.float32)), 0, 1)
     return CamBatch(maps, list(t), probs, layer, method)
 
-
-def hook_count(model: nn.Module) -> int:
-    """Forward/backward hooks currently registered on any module of ``model`` (0 when nothing leaked)."""
-    n = 0
-    for m in model.modules():
-        n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-        n += len(getattr(m, "_backward_pre_hooks", {}))
-    return n

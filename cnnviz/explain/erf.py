@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnviz.errors import LayerError
 from cnnviz.explain.receptive import ReceptiveField, receptive_field
-from cnnviz.probe import LayerProbe
+from cnnviz.probe import LayerProbe, model_device
 
 
 @dataclass
@@ -77,7 +77,7 @@ def effective_receptive_field(
     Returns:
         ``ERF`` with ``heat (H, W)`` normalized to sum 1 and the 50% / 90% radii.
     """
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     c, h, w = info.input_size
     if images is None:
         gen = torch.Generator().manual_seed(int(seed))

@@ -15,9 +15,8 @@ returns rows ready for a table; ``rank_methods`` orders them by mean rank over t
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from cnnviz.errors import CnnvizError, suggestion
+from cnnviz.probe import frozen, model_device
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +55,6 @@ class MethodScores:
         s = self.scores
         return {"method": self.method, "deletion_auc": float(np.mean(s.deletion_auc)), "insertion_auc": float(np.mean(s.insertion_auc)),
                 "road": None if s.road is None else float(np.mean(s.road)), "seconds": round(self.seconds, 3)}
-
-
-@contextlib.contextmanager
-def _frozen_eval(model: nn.Module) -> Iterator[None]:
-    """Eval mode and frozen params inside; training flags and ``requires_grad`` restored after."""
-    training = {m: m.training for m in model.modules()}
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, f in flags:
-            p.requires_grad_(f)
-        for m, f in training.items():
-            m.training = f
 
 
 def _black(x: torch.Tensor, info: "ModelInfo | None") -> torch.Tensor:  # noqa: F821
@@ -117,7 +100,7 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, maps: np.ndarray, targ
     if patch > 1:  # block means, broadcast back to pixels; a tiny position term keeps blocks whole on ties
         pooled = torch.nn.functional.avg_pool2d(m[:, None], patch, ceil_mode=True)
         m = torch.nn.functional.interpolate(pooled, scale_factor=patch, mode="nearest")[:, 0, :h, :w]
-    dev = next((p.device for p in model.parameters()), x.device)
+    dev = model_device(model)
     x = x.detach().to(dev).float()
     black, blurred = _black(x, info), _blur(x)
     n = h * w
@@ -129,7 +112,7 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, maps: np.ndarray, targ
     cuts = [round(k * n / steps) for k in range(steps + 1)]
     del_curve = np.zeros((b, steps + 1), np.float32)
     ins_curve = np.zeros((b, steps + 1), np.float32)
-    with _frozen_eval(model), torch.no_grad():
+    with frozen(model), torch.no_grad():
         for i in range(b):
             jobs = [(kind, k) for kind in ("del", "ins") for k in range(steps + 1)]
             for j0 in range(0, len(jobs), batch_size):
@@ -186,13 +169,13 @@ def road(model: nn.Module, x: torch.Tensor, maps: np.ndarray, targets: Sequence[
     from pytorch_grad_cam.metrics.perturbation_confidence import PerturbationConfidenceMetric, RemoveLeastRelevantFirst, RemoveMostRelevantFirst
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
-    dev = next((p.device for p in model.parameters()), x.device)
+    dev = model_device(model)
     x = x.detach().to(dev).float()
     cams = np.asarray(maps, np.float32)
     tg = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets]
     imputer = _CoarseImputer(scale=scale, generator=torch.Generator().manual_seed(seed))
     total = np.zeros(x.shape[0], np.float32)
-    with _frozen_eval(model), torch.no_grad():
+    with frozen(model), torch.no_grad():
         for p in percentiles:
             lerf = PerturbationConfidenceMetric(RemoveLeastRelevantFirst(p, imputer))(x, cams, tg, model)
             morf = PerturbationConfidenceMetric(RemoveMostRelevantFirst(p, imputer))(x, cams, tg, model)
@@ -216,7 +199,7 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, *, targets: Sequence
     if method == "random":  # the reference any method should beat: a seeded uniform random map
         b, _, h, w = x.shape
         if targets is None:
-            with _frozen_eval(model), torch.no_grad():
+            with frozen(model), torch.no_grad():
                 targets = model(x).argmax(1).tolist()
         g = np.random.default_rng(0)
         return g.random((b, h, w), dtype=np.float32), [int(t) for t in targets]
@@ -232,8 +215,8 @@ def evaluate_methods(model: nn.Module, x: torch.Tensor, methods: Sequence[str], 
     import time
 
     if targets is None:
-        with _frozen_eval(model), torch.no_grad():
-            dev = next((p.device for p in model.parameters()), x.device)
+        with frozen(model), torch.no_grad():
+            dev = model_device(model)
             targets = model(x.to(dev)).argmax(1).tolist()
     out = []
     for method in methods:
