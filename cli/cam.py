@@ -38,6 +38,18 @@ def _gather(images: tuple[str, ...]) -> tuple[list[Path], list[tuple[Path, str]]
     return paths, bad
 
 
+def unique_stems(paths: list[Path]) -> list[str]:
+    """File stems, made unique (``x``, ``x-2``, ...) when two inputs share one (folders with subfolders)."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        s = p.stem
+        n = seen.get(s, 0) + 1
+        seen[s] = n
+        out.append(s if n == 1 else f"{s}-{n}")
+    return out
+
+
 def _top5(probs, names: list[str]) -> list[list]:
     import numpy as np
 
@@ -65,9 +77,9 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explain_fn, 
     from tqdm import tqdm
 
     from cnnviz.cli.common import safe_name
-    from cnnviz.explain.stream import fast_overlay, image_batches, save_npy, save_png_fast, unique_stems
+    from cnnviz.explain.stream import image_batches
     from cnnviz.images import resize_map
-    from cnnviz.render import label
+    from cnnviz.render import label, overlay, save_npy, save_png
 
     for p, msg in pre_bad:
         info(f"skipped: {msg}")
@@ -83,8 +95,8 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explain_fn, 
             name = minfo.class_names[t]
             stem = stems[p]
             full = np.clip(resize_map(m, img.shape[:2]), 0, 1).astype(np.float32)
-            pic = label(fast_overlay(img, full), f"{name} {float(pr[t]):.1%} | {method}")
-            png = save_png_fast(pic, out_dir / f"{stem}.{tag}.png")
+            pic = label(overlay(img, full), f"{name} {float(pr[t]):.1%} | {method}")
+            png = save_png(pic, out_dir / f"{stem}.{tag}.png", compression=1)  # fast: a folder job writes many
             row = {"image": str(p), "target": int(t), "target_name": name, "score": round(float(pr[t]), 6),
                    "top5": _top5(pr, minfo.class_names), "method": method, **extra, "png": str(png)}
             if save_raw:
@@ -245,7 +257,8 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, pat
     from cnnviz.explain.cam import METHODS, default_cam_layer
     from cnnviz.explain.faithfulness import evaluate_methods, rank_methods
     from cnnviz.explain.faithfulness_plot import faithfulness_figure, markdown_table
-    from cnnviz.explain.stream import image_batches, unique_stems
+    from cnnviz.explain.stream import image_batches
+    from cnnviz.render import save_figure
 
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
     known = (*METHODS, *ATTRIBUTION_METHODS, "random")
@@ -277,7 +290,7 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, pat
         for r in rows:
             per_method[r["method"]].append(r)
         p = batch.paths[0]
-        faithfulness_figure(batch.images[0], res, minfo.class_names[t], out_dir / f"{stems[p]}.faithfulness.png")
+        save_figure(faithfulness_figure(batch.images[0], res, minfo.class_names[t]), out_dir / f"{stems[p]}.faithfulness.png", dpi=90)
         per_image.append({"image": str(p), "target": int(t), "target_name": minfo.class_names[t], "methods": rank_methods(rows)})
     done = len(per_image)
     if done:
