@@ -80,13 +80,16 @@ def frozen(model: nn.Module, *, eval_mode: bool = True, freeze_params: bool = Tr
     Inside: ``model.eval()`` (BN/dropout deterministic, running statistics untouched) and
     ``requires_grad=False`` on every parameter (nothing accumulates in ``.grad``; a backward stops
     at the earliest tensor that needs grad). On exit, also on an exception: per-module ``training``
-    flags, per-parameter ``requires_grad`` and ``.grad`` restored, and every hook registered on any
-    module during the block removed -- libraries that forget theirs (pytorch-grad-cam's ``with``
-    block, captum on an error) cannot leak them into the caller's model.
+    flags, per-parameter ``requires_grad`` and ``.grad`` restored, every hook registered on any
+    module during the block removed, and every submodule / parameter / buffer slot put back --
+    libraries that forget their hooks (pytorch-grad-cam's ``with`` block, captum on an error) or
+    swap a layer in and fail before swapping it back (pytorch-grad-cam's AblationCAM) cannot
+    leave that in the caller's model.
     """
     training = {m: m.training for m in model.modules()}
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     hooks = {(m, d): set(getattr(m, d, {})) for m in model.modules() for d in _HOOK_DICTS}
+    slots = {(m, d): dict(getattr(m, d)) for m in model.modules() for d in ("_modules", "_parameters", "_buffers")}
     try:
         if eval_mode:
             model.eval()
@@ -95,6 +98,12 @@ def frozen(model: nn.Module, *, eval_mode: bool = True, freeze_params: bool = Tr
                 p.requires_grad_(False)
         yield model
     finally:
+        for (m, d), before in slots.items():
+            table = getattr(m, d)
+            if table.keys() != before.keys() or any(table[k] is not v for k, v in before.items()):
+                log.debug("restored %s of %s after a library changed it", d, type(m).__name__)
+                table.clear()
+                table.update(before)
         leaked = 0
         for (m, d), before in hooks.items():
             table = getattr(m, d, None)

@@ -182,3 +182,18 @@ def test_trace_shapes_and_forward_shapes_agree(tiny_cnn):
     assert t.order[0] == "features" or t.order[0].startswith("features")
     assert t.shapes["classifier.2"] == (1, 5) and t.layout("features.0", model) == "NCHW"
     assert forward_shapes(model, info.input_size) == from_compare(model, info.input_size) == (t.order, t.shapes)
+
+
+def test_frozen_puts_back_a_layer_a_library_swapped_in(tiny_cnn):
+    """pytorch-grad-cam's AblationCAM swaps the target layer for its own and, when it fails, never swaps it back."""
+    from cnnviz.probe import frozen
+
+    model, _ = tiny_cnn
+    conv, weight = model.features[3], model.features[0].weight
+    with pytest.raises(RuntimeError):
+        with frozen(model):
+            model.features[3] = nn.Identity()
+            model.features[0].weight = nn.Parameter(torch.zeros(1))
+            model.features.add_module("extra", nn.ReLU())
+            raise RuntimeError("the library failed")
+    assert model.features[3] is conv and model.features[0].weight is weight and not hasattr(model.features, "extra")

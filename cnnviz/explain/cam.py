@@ -120,6 +120,14 @@ def layer_reshape(model: nn.Module, layer: str, input_hw: Sequence[int]) -> Call
     return reshape
 
 
+def _layout(model: nn.Module, layer: str, x: torch.Tensor) -> str | None:
+    """``output_layout`` of ``layer`` for input ``x`` (one traced zero image of x's size)."""
+    from cnnviz.probe import trace_shapes
+
+    t = trace_shapes(model, tuple(x.shape[1:]), [layer])
+    return t.layout(layer, model)
+
+
 def _as_maps(t: torch.Tensor, layer: str, reshape: Callable | None) -> torch.Tensor:
     if reshape is not None:
         t = reshape(t)
@@ -261,7 +269,8 @@ def _library_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, ta
         t = _check_targets(targets, x.shape[0], logits.shape[1])
         t = logits.argmax(1).tolist() if t is None else t
         kwargs: dict = {}
-        if method == "ablationcam" and vit:
+        if method == "ablationcam" and (vit or _layout(model, layer, x) != "NCHW"):
+            # ablates along the last axis: the channels of ViT tokens and of channels-last maps (Swin)
             kwargs["ablation_layer"] = pytorch_grad_cam.AblationLayerVit()
         # FullGrad hooks every conv/BN bias layer (4-D maps), never the token layer
         rt = None if method == "fullgrad" else reshape
