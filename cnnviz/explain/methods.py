@@ -188,14 +188,14 @@ def map_at(m: np.ndarray, hw: Sequence[int]) -> np.ndarray:
 
 
 # -- inputs and targets --------------------------------------------------------------------------
-Inputs = Any  # (B, C, H, W) / (C, H, W) tensor, (H, W, 3) uint8 array, (B, H, W, 3) array, a path, or a list of arrays/paths
+Inputs = Any  # (B, C, H, W) / (C, H, W) tensor, (H, W, 3) uint8 array, (B, H, W, 3) array, a PIL image, a path, or a list of them
 
 
 def _as_images(inputs: Inputs) -> list[np.ndarray] | None:
     """The inputs as a list of ``(H, W, 3) uint8`` images, or None when they are a tensor."""
     if hasattr(inputs, "dim") and hasattr(inputs, "dtype"):  # a torch.Tensor (without importing torch)
         return None
-    if isinstance(inputs, (str, os.PathLike)):
+    if isinstance(inputs, (str, os.PathLike)) or hasattr(inputs, "__array_interface__"):  # a path, a PIL image
         inputs = [inputs]
     if isinstance(inputs, np.ndarray):
         if inputs.ndim == 4:
@@ -385,8 +385,8 @@ def explain(model: Any, inputs: Inputs, method: str = "gradcam", *, info: Any = 
 
     Args:
         model, info: from ``cnnviz.load_model(spec)`` -- a timm / torchvision name, a ``ckpt.pt``.
-        inputs: an ``(H, W, 3) uint8`` image (``cnnviz.load_image``), a list of them, an image
-            path, or a ready ``(B, C, H, W)`` tensor (then ``info`` is optional).
+        inputs: an ``(H, W, 3) uint8`` image (``cnnviz.load_image``), a PIL image, an image
+            path, a list of those, or a ready ``(B, C, H, W)`` tensor (then ``info`` is optional).
         method: ``gradcam`` (default) or any name of ``cnnviz.list_methods()``.
         layer: CAM layer (default: the last spatial one). target: class index or name, one per
             input, or None for each input's top-1 class. size: the model's input ``(H, W)``.
