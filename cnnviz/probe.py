@@ -347,10 +347,13 @@ class Trace:
 
 
 def trace_shapes(model: nn.Module, input_size: Sequence[int], layers: Sequence[str] | None = None) -> Trace:
-    """Every layer's (or ``layers``') output shape for one zero input ``(1, *input_size)``."""
+    """Every layer's (or ``layers``') output shape for one zero input ``(1, *input_size)``.
+
+    With ``layers`` the forward stops as soon as they have all run (a layer check costs a partial pass).
+    """
     size = tuple(int(v) for v in input_size)
     names = list(layers) if layers is not None else layer_names(model)
-    with LayerProbe(model, names, keep=False) as probe:
+    with LayerProbe(model, names, keep=False, stop_after=layers is not None) as probe:
         probe.run(torch.zeros(1, *size, device=model_device(model), dtype=model_dtype(model)))
         return Trace(list(probe.order), dict(probe.shapes), size)  # type: ignore[arg-type]
 

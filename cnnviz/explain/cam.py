@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -54,6 +55,7 @@ _LIBRARY_USES_GRADIENTS = {"eigengradcam", "fullgrad"}
 
 #: the result of ``compute_cams``: the one result type of every explainer
 CamBatch = Explanation
+_DEFAULT_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(input size, modules): layer}
 
 
 # -- layers and reshapes -------------------------------------------------------------------------
@@ -75,9 +77,16 @@ def default_cam_layer(model: nn.Module, info: "ModelInfo | None" = None) -> str:
     from cnnviz.probe import spatial_layers
 
     size = tuple(info.input_size) if info is not None else (3, 224, 224)
+    # one traced forward per model and size (a notebook calls explain() again and again); the key
+    # includes the module count, so a model whose layers were swapped is traced afresh
+    key = (size, sum(1 for _ in model.modules()))
+    cached = _DEFAULT_LAYERS.get(model, {})
+    if key in cached:
+        return cached[key]
     found = spatial_layers(model, size, layouts=("NCHW", "NHWC"))
     if not found:
         raise LayerError(f"{type(model).__name__} has no layer with a spatial (B, C, H, W) output: pass --layer.")
+    _DEFAULT_LAYERS.setdefault(model, {})[key] = found[-1]
     return found[-1]
 
 
