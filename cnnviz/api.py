@@ -252,11 +252,12 @@ def build_gallery(models: Sequence[Any], out: str | os.PathLike[str], *, data: s
 
 
 # -- showing pictures inline --------------------------------------------------------------------
-def show(*images: Any, titles: Sequence[str] | None = None, height: int = 160, ncols: int | None = None) -> Any:
+def show(*images: Any, titles: Sequence[str] | None = None, height: int = 160, ncols: int | None = None,
+         cmap: str = "jet") -> Any:
     """Pictures side by side as one PIL image (Jupyter displays it inline; ``.save(path)`` writes it).
 
     Each argument is an ``(H, W, 3)`` / ``(H, W)`` uint8 array, an ``(N, H, W, 3)`` stack, or a
-    ``(H, W)`` float map in [0, 1] (drawn with a colormap). Every picture is scaled to ``height``
+    ``(H, W)`` float map in [0, 1] (drawn with colormap ``cmap``). Every picture is scaled to ``height``
     pixels (nearest-neighbour when enlarging, so small kernels stay crisp); ``titles`` label them.
     """
     from PIL import Image
@@ -270,7 +271,7 @@ def show(*images: Any, titles: Sequence[str] | None = None, height: int = 160, n
         stack = a if a.ndim == 4 else a[None]
         for p in stack:
             if p.dtype != np.uint8:
-                p = colorize(np.clip(p, 0, 1)) if p.ndim == 2 else (np.clip(p, 0, 1) * 255 + 0.5).astype(np.uint8)
+                p = colorize(np.clip(p, 0, 1), cmap) if p.ndim == 2 else (np.clip(p, 0, 1) * 255 + 0.5).astype(np.uint8)
             if p.ndim == 2:
                 p = np.repeat(p[..., None], 3, axis=2)
             pics.append(np.ascontiguousarray(p[..., :3]))
