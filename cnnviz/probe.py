@@ -362,6 +362,21 @@ def trace_shapes(model: nn.Module, input_size: Sequence[int], layers: Sequence[s
         return Trace(list(probe.order), dict(probe.shapes), size)  # type: ignore[arg-type]
 
 
+def check_input_size(model: nn.Module, input_size: Sequence[int]) -> None:
+    """One zero image of ``input_size`` = (C, H, W) through ``model``; a ``CnnvizError`` in one line
+    if the model cannot take it (a ViT or Swin built for 224 px given ``--image-size 64``)."""
+    from cnnviz.errors import CnnvizError
+
+    size = tuple(int(v) for v in input_size)
+    try:
+        with frozen(model), torch.no_grad():
+            model(torch.zeros(1, *size, device=model_device(model), dtype=model_dtype(model)))
+    except (RuntimeError, AssertionError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".")
+        raise CnnvizError(f"{type(model).__name__} does not run on a {size[1]}x{size[2]} input ({first}); "
+                          "use its own input size (drop --image-size) or one it supports.") from None
+
+
 def forward_shapes(model: nn.Module, input_size: Sequence[int]) -> tuple[list[str], dict[str, tuple[int, ...]]]:
     """``(forward order, output shapes)`` of every module for one zero input ``(1, *input_size)``."""
     t = trace_shapes(model, input_size)

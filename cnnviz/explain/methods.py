@@ -274,6 +274,10 @@ class Explainer:
         self.model, self.info = model, info
         self.size = (int(size[0]), int(size[1])) if size is not None else (tuple(info.input_size[1:]) if info is not None else None)
         self.layer: str | None = None
+        if info is not None and self.size is not None and tuple(self.size) != tuple(info.input_size[1:]):
+            from cnnviz.probe import check_input_size
+
+            check_input_size(model, (info.input_size[0], *self.size))  # a size of the user's: refuse it before work
         if self.spec.layer:
             self.layer = self._layer(layer)
         elif layer is not None:
