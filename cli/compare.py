@@ -85,7 +85,7 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
 
     from tqdm import tqdm
 
-    from cnnviz.atomic import atomic_dir, json_default, write_text
+    from cnnviz.atomic import atomic_dir, check_output_dir, json_default, write_text
     from cnnviz.compare import compare_models
     from cnnviz.data import open_split
     from cnnviz.device import resolve_device
@@ -94,6 +94,7 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
 
     if len(models) < 2:
         raise CnnvizError("compare needs at least two models: --model A --model B [--model C ...].")
+    check_output_dir(out, "compare")  # refused before the work, not after it
     dev = resolve_device(device)
     loaded = []
     for spec in models:
@@ -116,19 +117,12 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
     doc = comp.to_json()
 
     target = Path(out)
-    fresh = not target.exists() or not any(target.iterdir()) or (target / "compare.json").exists()
-
-    def write(folder: Path) -> list[Path]:
-        paths = comp.write_figures(folder)
-        write_text(folder / "compare.json", json.dumps(doc, indent=1, default=json_default))
-        return paths
-
-    if fresh:  # a new folder (or an earlier compare's): build it aside, then swap it in whole
-        with atomic_dir(target) as tmp:
-            paths = write(tmp)
-        paths = [target / p.name for p in paths]
-    else:  # someone else's folder: add our files (each written atomically), touch nothing else
-        paths = write(target)
+    # cnnviz.atomic's ownership rule: a folder cnnviz did not write is refused; an earlier compare's is
+    # replaced once this one is complete, keeping the user's own files in it
+    with atomic_dir(target, kind="compare") as tmp:
+        paths = comp.write_figures(tmp)
+        write_text(tmp / "compare.json", json.dumps(doc, indent=1, default=json_default))
+    paths = [target / p.name for p in paths]
     if as_json:
         emit_json(doc)
     else:

@@ -186,3 +186,30 @@ def titled(img: np.ndarray, title: str, path: str | os.PathLike[str], subtitle: 
     if subtitle:
         fig.text(0.5, 1 - 0.42 / (h * scale + 0.6), subtitle, ha="center", va="top", fontsize=8, color="#444")
     return save_figure(fig, path, dpi=dpi)
+
+
+# -- gallery pictures (moved from cnnviz.report) ---------------------------------------------------
+
+def display_image(img: np.ndarray, px: int) -> np.ndarray:
+    """``(H, W, 3) uint8`` scaled so its longest side is about ``px``: small images crisply (nearest).
+
+    An image at most half of ``px`` is repeated by a whole factor (pixels kept exactly, so a 28x28
+    digit stays sharp); a larger one is shrunk to ``px``; one in between is returned as it is.
+    """
+    from cnnviz.images import resize_image
+
+    h, w = img.shape[:2]
+    if max(h, w) * 2 <= px:
+        f = px // max(h, w)
+        return img.repeat(f, 0).repeat(f, 1)
+    if max(h, w) > px:
+        s = px / max(h, w)
+        return resize_image(img, (max(1, round(h * s)), max(1, round(w * s))))
+    return img
+
+
+def heat_png(heat: np.ndarray, size: tuple[int, int], path: str | os.PathLike[str], cmap: str = "jet") -> Path:
+    """A ``(h, w)`` [0, 1] map as an opaque colour PNG at ``size=(H, W)`` (the gallery sets its opacity)."""
+    from cnnviz.images import resize_map
+
+    return save_png(colorize(np.clip(resize_map(heat, size), 0, 1), cmap), path)
