@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # for the type hints only: importing cnnviz stays free of tor
     from cnnviz.explain.filters import Kernels
     from cnnviz.explain.receptive import ReceptiveField
     from cnnviz.models import ModelInfo
+
+log = logging.getLogger(__name__)
 
 ImageLike = Any  # an (H, W, 3) uint8 array, or a path to an image file
 
@@ -237,18 +240,20 @@ def build_gallery(models: Sequence[Any], out: str | os.PathLike[str], *, data: s
     """A static HTML gallery of ``models`` (spec strings or ``(spec, name)`` pairs) in folder ``out``.
 
     ``report``: ``cnnviz.report.ReportConfig`` fields (``cam_methods``, ``layers``, ``eval_limit``...).
-    Returns the path of ``index.html``.
+    Everything is checked before any work (``cnnviz.report.job.GalleryJob``). Returns the path of
+    ``index.html``.
     """
-    from cnnviz.cli.gallery import build_gallery as _build  # moves into the library with the report split
     from cnnviz.report import ModelSource, ReportConfig
+    from cnnviz.report.job import build_gallery as _build
 
     srcs = []
     for m in models:
         spec, name = (m, None) if isinstance(m, (str, os.PathLike)) else tuple(m)
         srcs.append(ModelSource(str(spec), name))
-    index, _ = _build(srcs, str(out), data=data, images=list(images), cfg=ReportConfig(**report), cache=cache, title=title,
-                      data_root=data_root, progress=progress)
-    return Path(index)
+    tick = (lambda desc, done, total: log.info("gallery %d/%d: %s", done, total, desc)) if progress else None
+    result = _build(srcs, out, images=list(images), data=data, data_root=data_root, cfg=ReportConfig(**report), cache=cache,
+                    title=title, progress=tick)
+    return Path(result.index)
 
 
 # -- showing pictures inline --------------------------------------------------------------------
