@@ -126,7 +126,8 @@ def _run(paths, bad, models, minfo, wanted, cascade, independent, layer, target,
 
     from cnnviz.explain.sanity import cascading_randomization, merge, resolve_cascade
     from cnnviz.explain.sanity_data import label_randomization
-    from cnnviz.explain.stream import image_batches, unique_stems
+    from cnnviz.cli.cam import output_stems
+    from cnnviz.explain.stream import image_batches
     from cnnviz.layers import resolve_layer
 
     model = models[0]
@@ -140,7 +141,7 @@ def _run(paths, bad, models, minfo, wanted, cascade, independent, layer, target,
         probe_x = torch.zeros(1, *minfo.input_size[:1], *(size or minfo.input_size[1:]))
         units = resolve_cascade(model, probe_x, cascade)  # bad --cascade: exit 2 before any work
         n_steps = len(units) + 1
-    stem_of = dict(zip(paths, unique_stems(paths)))
+    stem_of = dict(zip(paths, output_stems(paths)[0]))
     results, stems = [], []
     bar = tqdm(total=len(paths) * n_steps * len(wanted), desc="sanity", unit="map", file=sys.stderr, disable=None, leave=False)
     for batch in image_batches(paths, minfo, batch_size, size):

@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnviz.errors import LayerError
 from cnnviz.explain.receptive import ReceptiveField, receptive_field
-from cnnviz.probe import LayerProbe
+from cnnviz.probe import LayerProbe, model_device
 
 
 @dataclass
@@ -83,7 +83,7 @@ def effective_receptive_field(
     batch_size = limits.check_int("effective_receptive_field(batch_size=...)", batch_size, limits.BATCH_SIZE)
     if channel is not None:
         channel = limits.check_int("--channel", channel, (0, 1 << 20))
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     c, h, w = info.input_size
     if images is None:
         gen = torch.Generator().manual_seed(int(seed))

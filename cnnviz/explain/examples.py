@@ -27,7 +27,7 @@ from torch import nn
 from cnnviz.errors import CnnvizError, LayerError, TargetError
 from cnnviz.explain.cam import cam_from_gradients
 from cnnviz.explain.receptive import ReceptiveField, receptive_fields
-from cnnviz.probe import LayerProbe
+from cnnviz.probe import LayerProbe, model_device
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def top_examples(
     else:
         rf = next(iter(receptive_fields(model, info.input_size, [layer], ignore_gates=True)))
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     hw = tuple(info.input_size[1:])
     heap: list[tuple[float, int, Example]] = []  # min-heap on (score, -index): ties keep the earlier image
     seen = 0

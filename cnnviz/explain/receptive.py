@@ -309,10 +309,9 @@ def _trace(model: nn.Module, input_size: Sequence[int], names: list[str], meta: 
     """One traced forward of a zero image -> (tracer, activations by layer, layer order)."""
     from torch.func import functional_call
 
-    from cnnviz.probe import LayerProbe
+    from cnnviz.probe import LayerProbe, model_device, model_dtype
 
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    device, dtype = model_device(model), model_dtype(model)
     c, h, w = (int(v) for v in input_size)
     x = torch.zeros(1, c, h, w, device="meta" if meta else device, dtype=dtype)
     tracer = _Tracer(ignore_gates)

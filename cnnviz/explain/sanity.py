@@ -93,9 +93,9 @@ def explain_maps(model: nn.Module, x: torch.Tensor, method: str, *, targets: Seq
     if method == "edges":
         return edge_maps(x), None
     if method == "random":
-        from cnnviz.explain.faithfulness import explain
+        from cnnviz.explain.methods import explain
 
-        return explain(model, x, "random", targets=targets, info=info)[0], None
+        return explain(model, x, "random", target=list(targets), info=info).maps, None
     raise SanityError(f"unknown method {method!r}")
 
 
@@ -260,11 +260,11 @@ def _explain_all(model, x, method, targets, info, layer, batch_size) -> tuple[np
 
 def top1(model: nn.Module, x: torch.Tensor, batch_size: int = 16) -> list[int]:
     """Each image's top-1 class under ``model`` (eval mode, no grad; the model's flags are restored)."""
-    from cnnviz.explain.faithfulness import _frozen_eval
+    from cnnviz.probe import frozen, model_device
 
-    dev = next((p.device for p in model.parameters()), x.device)
+    dev = model_device(model)
     out: list[int] = []
-    with _frozen_eval(model), torch.no_grad():
+    with frozen(model), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
             out += model(x[i : i + batch_size].to(dev)).argmax(1).tolist()
     return out

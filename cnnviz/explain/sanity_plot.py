@@ -18,7 +18,7 @@ import numpy as np
 def _tile(img: np.ndarray, m: np.ndarray, overlay: bool) -> np.ndarray:
     from cnnviz.images import resize_map
     from cnnviz.render import colorize
-    from cnnviz.explain.stream import fast_overlay
+    from cnnviz.render import overlay as fast_overlay  # the one overlay (cv2/LUT) lives in render
 
     m = np.clip(np.asarray(m, np.float32), 0, 1)
     if overlay:
