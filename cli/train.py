@@ -234,7 +234,7 @@ def augment(image: str, preset: str, n: int, size: int | None, seed: int, out: s
 
     IMAGE is a file, or the name of a bundled sample photo (chelsea, coffee, astronaut, rocket).
     """
-    from cnnviz.augment import PRESET_HELP, augment_samples
+    from cnnviz.transforms import PRESET_HELP, augment_samples
     from cnnviz.images import SAMPLE_IMAGES, load_image, sample_image
     from cnnviz.render import tile, titled
 

@@ -32,7 +32,7 @@ from cnnviz.datasets.idx import FASHION_CLASSES, read_idx  # noqa: F401
 from cnnviz.datasets.loader import TransformedDataset, make_loader, materialize  # noqa: F401
 from cnnviz.datasets.locate import data_roots, download_root  # noqa: F401
 from cnnviz.errors import DataError, suggestion
-from cnnviz.transforms import EvalTransform, _to_chans, eval_transform, to_normalized_tensor  # noqa: F401
+from cnnviz.transforms import eval_transform  # noqa: F401 - cnnviz.data.eval_transform is public
 
 BUILTIN = ("fashion-mnist", "mnist", "cifar10", "cifar100")
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",

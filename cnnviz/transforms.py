@@ -176,9 +176,6 @@ class Transform:
         return f"{type(self).__name__}(size={self.size}, chans={self.chans}, mean={self.mean}, std={self.std})"
 
 
-EvalTransform = Transform  # the name training/evaluation code used before the merge of the two paths
-
-
 def eval_transform(info: "ModelInfo", size: Sequence[int] | None = None) -> Transform:
     """The model's transform: image -> ``(info.in_chans, H, W)`` normalized float32, ``(H, W) = size or info.input_size[1:]``."""
     return Transform(tuple(size or info.input_size[1:]), info.in_chans, info.mean, info.std)
@@ -195,11 +192,6 @@ def to_tensor(img: Any, mean: Sequence[float], std: Sequence[float], size: Seque
 def preprocess(img: Any, info: "ModelInfo", size: Sequence[int] | None = None) -> "torch.Tensor":
     """``to_tensor`` with the model's own mean/std and input size: ``(1, C, H, W)``."""
     return to_tensor(img, info.mean, info.std, tuple(size or info.input_size[1:]))
-
-
-def to_normalized_tensor(img: Any, mean: Sequence[float], std: Sequence[float]) -> "torch.Tensor":
-    """An image (PIL ``L``/``RGB``, array) -> normalized ``(C, H, W)`` float32 at its own size, C = ``len(mean)``."""
-    return prepare_batch(as_chw(img).unsqueeze(0), None, len(mean), mean, std)[0]
 
 
 def denormalize(x: "torch.Tensor", mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""cnnviz.augment: presets produce the right shapes, are seeded, and leave the caller's RNG alone."""
+"""Augmentation presets (cnnviz.transforms): the right shapes, seeded, and the caller's RNG left alone."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnviz.augment import PRESETS, TrainTransform, augment_samples, train_transform
+from cnnviz.transforms import PRESETS, TrainTransform, augment_samples, train_transform
 from cnnviz.errors import CnnvizError
 
 
