@@ -186,12 +186,19 @@ def validate_checkpoint(data: Any, source: str = "checkpoint", *, check_tensors:
     kwargs = {} if kwargs is None else kwargs
     if not isinstance(kwargs, dict):
         raise _bad(source, "arch_kwargs", "a dict of architecture options", kwargs)
+    probe_layer = kwargs.get("probe_layer")  # `cnnviz train --probe-layer`: any arch cut after that layer
+    if probe_layer is not None:
+        if not isinstance(probe_layer, str) or not probe_layer or len(probe_layer) > MAX_NAME or not probe_layer.isprintable():
+            raise _bad(source, "arch_kwargs.probe_layer", "a layer name", probe_layer)
+        kwargs = {k: v for k, v in kwargs.items() if k != "probe_layer"}
     if arch == "simplecnn":
         out["arch_kwargs"] = limits.check_simplecnn_kwargs(kwargs, CheckpointError, f"'{source}': checkpoint field 'arch_kwargs'")
     elif kwargs:
         raise _bad(source, "arch_kwargs", f"empty for {arch} (only simplecnn takes {', '.join(limits.SIMPLECNN_OPTIONS)})", kwargs)
     else:
         out["arch_kwargs"] = {}
+    if probe_layer is not None:
+        out["arch_kwargs"] = {**out["arch_kwargs"], "probe_layer": probe_layer}
 
     n = out["num_classes"] = _int_in(data, "num_classes", limits.NUM_CLASSES, source)
     names = data.get("class_names")

@@ -214,6 +214,11 @@ def build_model(
         if not isinstance(input_size, (tuple, list)) or len(input_size) != 2:
             raise ModelSpecError(f"input_size must be (H, W), got {input_size!r}.")
         input_size = tuple(limits.check_int("input size", v, limits.IMAGE_SIDE) for v in input_size)  # type: ignore[assignment]
+    if arch_kwargs and "probe_layer" in arch_kwargs:  # `cnnviz train --probe-layer`: cut after that layer, new head
+        from cnnviz.train.truncate import build_truncated
+
+        return build_truncated(arch, {**kw, **arch_kwargs}, num_classes=num_classes, in_chans=in_chans, pretrained=pretrained,
+                               input_size=input_size)
     if arch_kwargs and kind != "simplecnn":
         raise ModelSpecError(f"{arch}: unknown option(s) {sorted(arch_kwargs)}; only simplecnn takes {', '.join(SIMPLECNN_KWARGS)}.")
     kw = limits.check_simplecnn_kwargs({**kw, **(arch_kwargs or {})}, ModelSpecError) if kind == "simplecnn" else {}

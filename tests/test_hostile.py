@@ -392,14 +392,14 @@ def test_json_printed_and_written_is_strict(world, tmp_path, command):
         _strict(p.read_text())
 
 
-@pytest.mark.xfail(reason="issue 11, data engineer: a diverged run exits 0 and writes NaN (cnnviz/train/loop.py)", strict=False)
 def test_diverged_training_writes_strict_json_and_fails(world, tmp_path):
     r = run("train", "--model", SIMPLE, "--mode", "scratch", "--data", world / "ds", "--epochs", "1", "--lr", "1e9",
             "--no-progress", "--json", "--out", tmp_path / "run")
     for p in tmp_path.rglob("*.json"):
         _strict(p.read_text())
     _strict(r.stdout or "{}")
-    assert r.exit_code == 2
+    assert r.exit_code == 2 and "diverged" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "run").exists()  # RUN_DIR as it was: not even tb/
 
 
 # -- 4. class names -----------------------------------------------------------------------------
