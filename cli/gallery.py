@@ -117,8 +117,11 @@ def gallery(models: tuple[str, ...], names: tuple[str, ...], weights: str, data:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Small and fast: 1000 training images per run, 48 px for Lite0, one whole-network epoch.")
-@click.option("--data", default="fashion-mnist", show_default=True, metavar="SPEC", help="Dataset to train and explain on.")
+@click.option("--quick", is_flag=True, help="Small and fast: 2000 CIFAR-10 (1000 Fashion-MNIST) training images per run, "
+              "Lite0 at 96 px (48 px), a few epochs.")
+@click.option("--data", default="auto", show_default=True, metavar="SPEC",
+              help="Dataset to train and explain on; auto = CIFAR-10 when a copy is reachable (local or download), "
+                   "else Fashion-MNIST.")
 @click.option("--data-root", default=None, help="Where datasets are looked for first.")
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False), help="Runs, cache and site go here.")
 @device_option
@@ -143,5 +146,6 @@ def demo(quick: bool, data: str, data_root: str | None, out: str, device: str, s
         acc_s = f"{100 * r.accuracy:.1f}%" if r.accuracy is not None else "-"
         secs_s = f"{r.train_seconds:.0f} s" if r.train_seconds is not None else "-"
         click.echo(f"{r.name:<20} {r.mode:<8} {acc_s:>9} {secs_s:>11}{'  (reused)' if r.reused else ''}")
+    click.echo(f"data: {res.data}")
     click.echo(f"gallery: {res.gallery.index.resolve()}")
     click.echo(f"total {res.seconds:.0f} s ({len(stats.computed)} results computed, {stats.hits} from cache)")

@@ -19,28 +19,61 @@ from cnnviz.report.config import ModelSource, ReportConfig
 from cnnviz.report.job import GalleryJob, GalleryResult, Progress
 
 RECIPE_FILE = "demo-recipe.json"
+QUICK_NATURAL_SIZE = 96  # px; see demo_runs
+FULL_NATURAL_SIZE = 128
+
+
+SMALL_GREY = ("fashion-mnist", "mnist")  # 28-px grey digits/clothes: the demo's offline fallback
+AUTO = "auto"
 
 
 def demo_runs(quick: bool, data: str) -> list[tuple[str, dict[str, Any]]]:
-    """The demo's training runs: ``(name, TrainConfig fields)``."""
+    """The demo's training runs: ``(name, TrainConfig fields)``.
+
+    Natural images (CIFAR-10, a photo folder) get a larger input for Lite0 than 28-px Fashion-MNIST: ImageNet
+    features need objects at roughly ImageNet scale (see docs/training.md, the image-size study), and every Lite0
+    run uses the same size, data and epochs so scratch vs transfer is a fair comparison.
+    """
+    natural = data not in SMALL_GREY
     if quick:
-        # Sized for ~5 CPU-minutes of training on 2 cores: every run sees the same 1000 images.
-        common = {"data": data, "limit": 1000, "eval_limit": 500, "batch_size": 32, "augment": "none"}
-        lite = {**common, "model": "efficientnet_lite0", "image_size": 48}
+        # Sized for a few CPU-minutes of training on 2 cores.
+        common = {"data": data, "limit": 2000 if natural else 1000, "eval_limit": 1000 if natural else 500,
+                  "batch_size": 32, "augment": "none"}
+        lite = {**common, "model": "efficientnet_lite0", "image_size": QUICK_NATURAL_SIZE if natural else 48}
         return [
             ("simplecnn-scratch", {**common, "model": "simplecnn:width=16,depth=2", "mode": "scratch", "epochs": 4}),
-            ("lite0-scratch", {**lite, "mode": "scratch", "epochs": 1}),
+            ("lite0-scratch", {**lite, "mode": "scratch", "epochs": 3 if natural else 1}),
             ("lite0-lp", {**lite, "mode": "lp", "epochs": 3}),  # LP epochs reuse cached features: cheap
             ("lite0-lpft", {**lite, "mode": "lpft", "epochs": 3, "lp_epochs": 2}),  # trainer default FT lr, BN kept
         ]
     common = {"data": data, "limit": 20000, "eval_limit": 2000, "batch_size": 64, "augment": "basic"}
-    lite = {**common, "model": "efficientnet_lite0", "image_size": 64}
+    lite = {**common, "model": "efficientnet_lite0", "image_size": FULL_NATURAL_SIZE if natural else 64}
     return [
         ("simplecnn-scratch", {**common, "model": "simplecnn", "mode": "scratch", "epochs": 8}),
         ("lite0-scratch", {**lite, "mode": "scratch", "epochs": 5}),
         ("lite0-lp", {**lite, "mode": "lp", "epochs": 5}),
         ("lite0-lpft", {**lite, "mode": "lpft", "epochs": 5, "lp_epochs": 3}),
     ]
+
+
+def resolve_demo_data(data: str, data_root: str | None, say: Callable[[str], None] = lambda msg: None) -> str:
+    """``auto`` -> ``cifar10`` when a copy is reachable (local archive/folder/batches, or a torchvision download
+    when online), else ``fashion-mnist`` (offline, Debian's dataset-fashion-mnist). Any other spec is kept."""
+    if data != AUTO:
+        return data
+    from cnnviz.datasets.cifar import find_cifar
+    from cnnviz.datasets.locate import data_roots, download
+    from cnnviz.errors import DataError
+
+    roots = data_roots(data_root)
+    if find_cifar("cifar10", roots) is None:
+        try:
+            download("cifar10", data_root, roots)
+        except DataError:
+            say("CIFAR-10 is not reachable (no local copy, no download): the demo uses Fashion-MNIST. "
+                "Put cifar10-jpeg.tar.gz in --data-root DIR for the natural-image demo.")
+            return "fashion-mnist"
+    return "cifar10"
 
 
 def demo_report_config(quick: bool, seed: int, device: str) -> ReportConfig:
@@ -78,6 +111,7 @@ class DemoResult:
     rows: list[DemoRow]
     gallery: GalleryResult
     seconds: float
+    data: str = ""  # the dataset it ran on (``auto`` resolved)
 
 
 def run_demo(*, quick: bool, data: str, out: str | Path, data_root: str | None = None, device: str = "auto", seed: int = 0,
@@ -93,6 +127,7 @@ def run_demo(*, quick: bool, data: str, out: str | Path, data_root: str | None =
     root = Path(out)
     check_output_dir(root / "site", "gallery")  # refused now, not after minutes of training
     check_output_dir(root / "cache", "cache")
+    data = resolve_demo_data(data, data_root, say)
     t0 = time.perf_counter()
     rows = []
     for name, fields in demo_runs(quick, data):
@@ -111,4 +146,4 @@ def run_demo(*, quick: bool, data: str, out: str | Path, data_root: str | None =
     job = GalleryJob.prepare(srcs, root / "site", data=data, data_root=data_root, cache=root / "cache",
                              cfg=demo_report_config(quick, seed, device), title=f"cnnviz demo: {data}")
     gallery = job.run(progress)
-    return DemoResult(rows, gallery, time.perf_counter() - t0)
+    return DemoResult(rows, gallery, time.perf_counter() - t0, data)
