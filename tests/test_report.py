@@ -21,6 +21,10 @@ def _ckpt(path: Path, seed: int, mode: str) -> str:
 
     torch.manual_seed(seed)
     model, info = build_model("simplecnn", num_classes=5, in_chans=3, arch_kwargs={"width": 4, "depth": 2}, input_size=(32, 32))
+    g = torch.Generator().manual_seed(100 + seed)
+    with torch.no_grad():  # "trained": not the untrained draw of any seed (the sanity verdict re-draws that)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
     info.class_names = list(CLASSES)
     info.mode = mode
     info.metrics = {"test_accuracy": 0.5 + 0.1 * seed, "train_seconds": 2.0 + seed}
@@ -317,3 +321,25 @@ def test_gallery_strips_and_sanity_verdicts(setup, tmp_path):
     # off switches
     s4, m4, _ = _run(tmp_path / "cache", [a], imgs[:1], strips=False, sanity=False)
     assert m4["images"][0]["strips"] == [] and m4["models"][0]["sanity"] == []
+
+
+def test_an_untrained_draw_of_the_seed_gets_a_note_not_a_verdict(tmp_path):
+    """A model that IS the untrained architecture for the report's seed: re-initializing changes nothing,
+    so every map would "fail". The gallery says so in a note (the CLI refuses it, exit 2) instead."""
+    import torch
+
+    from cnnviz.explain.sanity import UnchangedWeights, sanity_verdicts
+    from cnnviz.models import build_model, load_model, save_model
+
+    torch.manual_seed(0)
+    model, info = build_model("simplecnn", num_classes=5, in_chans=3, arch_kwargs={"width": 4, "depth": 2}, input_size=(32, 32))
+    p = tmp_path / "untrained.pt"
+    save_model(p, model, info)
+    img = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(img)
+    s, m, _ = _run(tmp_path / "cache", [str(p)], [img], seed=0)
+    assert m["models"][0]["sanity"] == [] and any("untrained architecture drawn with seed 0" in n for n in s.notes)
+    s, m, _ = _run(tmp_path / "cache", [str(p)], [img], seed=1)
+    assert [v["method"] for v in m["models"][0]["sanity"]] == ["gradcam", "saliency"]
+    with pytest.raises(UnchangedWeights, match="Use another --seed"):
+        sanity_verdicts(load_model(str(p))[0], torch.zeros(1, 3, 32, 32), ["gradcam"], info=info, seed=0)

@@ -55,6 +55,12 @@ class SanityError(CnnvizError):
     """Unusable options for a sanity check (unknown method, empty cascade, ...)."""
 
 
+class UnchangedWeights(SanityError):
+    """Re-initializing left every weight as it was: the model already is the untrained architecture
+    drawn with this seed (``torch.manual_seed(seed)`` + ``build_model``), so the test would compare the
+    model with itself and every method would "fail"."""
+
+
 def check_methods(methods: Sequence[str] | str) -> list[str]:
     """Validated, de-duplicated method names: ``cnnviz.explain.methods.check_method_list`` over every
     registered method (CAMs, attributions and the baselines ``random`` and ``edges``)."""
@@ -310,7 +316,7 @@ def cascading_randomization(
     ``progress(k)`` is called after each method finishes a step with ``k = N`` images, ``(S + 1) * len(methods)``
     calls in all.
     """
-    from cnnviz.explain.randomize import FreshWeights, reinitialize, unit_parameters
+    from cnnviz.explain.randomize import FreshWeights, unit_parameters
     from cnnviz.explain.similarity import compare_maps
 
     methods = check_methods(methods)
@@ -331,11 +337,15 @@ def cascading_randomization(
             progress(x.shape[0])
     steps: dict[str, list[Step]] = {m: [] for m in methods}
     random_ids: set[int] = set()
+    changed, done = False, []
     for unit in units:
         if trained is not None:
             work.load_state_dict(trained)
             random_ids = set()
-        reinitialize(work, unit, fresh)
+        changed = _reinitialize(work, unit, fresh) or changed
+        done.append(unit.name)
+        if not changed and (trained is None or len(done) == len(units)):
+            raise _unchanged(done, seed)
         maker.refresh()  # attribution explainers copied the old weights
         random_ids |= {id(p) for p in unit_parameters(work, unit)}
         share = sum(p.numel() for p in work.parameters() if id(p) in random_ids) / total
@@ -394,7 +404,7 @@ def sanity_verdicts(
     Returns a ``SanityResult`` in mode ``"verdict"`` with one ``Step`` per method (merge batches with
     ``merge``); ``res.methods[i].verdict`` is the verdict.
     """
-    from cnnviz.explain.randomize import FreshWeights, reinitialize, unit_parameters
+    from cnnviz.explain.randomize import FreshWeights, unit_parameters
     from cnnviz.explain.similarity import compare_maps
 
     methods = check_methods(methods)
@@ -405,9 +415,12 @@ def sanity_verdicts(
     ref = {m: explain_all(maker, x, m, targets, batch_size) for m in methods}
     fresh = FreshWeights(work, info, seed)
     random_ids: set[int] = set()
+    changed = False
     for unit in units[:k]:
-        reinitialize(work, unit, fresh)
+        changed = _reinitialize(work, unit, fresh) or changed
         random_ids |= {id(p) for p in unit_parameters(work, unit)}
+    if not changed:
+        raise _unchanged([u.name for u in units[:k]], seed)
     maker.refresh()
     total = sum(p.numel() for p in work.parameters()) or 1
     share = sum(p.numel() for p in work.parameters() if id(p) in random_ids) / total
@@ -418,6 +431,21 @@ def sanity_verdicts(
         step = Step(units[k - 1].name, share, c["spearman"], c["ssim"], c["spearman_signed"], None, c["constant"])
         out.append(MethodSanity(m, ref[m][1] is not None, [step], None, verdict_index=k))
     return SanityResult(out, [u.name for u in units], "verdict", seed, targets, layer, {"init": fresh.source})
+
+
+def _reinitialize(work: nn.Module, unit: "Unit", fresh: "FreshWeights") -> bool:  # noqa: F821
+    """``randomize.reinitialize``; True when it changed any of the unit's parameters."""
+    from cnnviz.explain.randomize import reinitialize, unit_parameters
+
+    before = [p.detach().clone() for p in unit_parameters(work, unit)]
+    reinitialize(work, unit, fresh)
+    return not all(torch.equal(a, b) for a, b in zip(before, unit_parameters(work, unit)))
+
+
+def _unchanged(names: Sequence[str], seed: int) -> UnchangedWeights:
+    return UnchangedWeights(f"re-initializing {', '.join(names)} left the weights as they were: the model's weights are "
+                            f"the untrained architecture drawn with seed {seed}, so randomizing would compare the model "
+                            "with itself. Use another --seed.")
 
 
 def resolve_cascade(model: nn.Module, x: torch.Tensor | None, cascade: "str | Sequence[str] | Sequence[Unit] | None" = None) -> list:  # noqa: F821

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cnnviz.explain.sanity import UnchangedWeights
 from cnnviz.gallery.manifest import Verdict
 from cnnviz.report.config import ImageRef
 from cnnviz.report.context import ModelJob
@@ -31,7 +32,11 @@ def verdicts(job: ModelJob, images: Sequence[ImageRef]) -> list[Verdict]:
         def compute(tmp: Path, method: str = method) -> dict[str, Any]:
             return sanity_verdict(job.model, job.info, [im.load for im in images], method, cfg.seed)
 
-        _, v = job.get(key, f"sanity:{method}", {"seed": cfg.seed, "rule": 1}, compute)
+        try:
+            _, v = job.get(key, f"sanity:{method}", {"seed": cfg.seed, "rule": 1}, compute)
+        except UnchangedWeights as e:  # not a failure: this model is the untrained draw of this seed
+            job.note(f"no sanity verdicts for {job.name}: {e}")
+            return []
         out.append(Verdict(method=method, passes=v.get("passes"), mean=v.get("mean"), ci95=list(v.get("ci95") or []),
                            step=v.get("step"), step_index=v.get("step_index"), steps=v.get("cascade_steps"),
                            measure=v.get("measure"), threshold=v.get("threshold"), images=v.get("images"), seed=cfg.seed))
