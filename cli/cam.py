@@ -234,10 +234,10 @@ def gradcam(images, models, weights, layer, layers, method, target, save_raw, as
         run_strips(paths, pre_bad, strip_models, method, out, save_raw, as_json, batch_size)
         return
     if len(models) > 1:
-        raise CnnvizError(f"{len(models)} --model given: several models are drawn one above the other in strips; "
-                          "add --layers stages (or a comma list of layers).")
+        raise CnnvizError(f"--model given {len(models)} times: it takes one model, except with --layers, where several "
+                          "models are drawn one above the other (add --layers stages or a comma list of layers).")
     if len(weights) > 1:
-        raise CnnvizError("--weights was given several times for one --model; give it once.")
+        raise CnnvizError(f"--weights given {len(weights)} times for one --model; give it once.")
     paths, pre_bad, model, minfo, tgt = _prepare(images, models[0], weights[0], device, target)
     size = _side(image_size, minfo)
     explainer = Explainer(model, method, info=minfo, layer=layers if spec.multi_layer else layer, size=size)
