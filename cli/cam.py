@@ -12,6 +12,7 @@ others are written.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,47 @@ def finish_partial(bad: list[tuple[Path, str]], total: int, done: int) -> None:
     sys.exit(PARTIAL_EXIT)
 
 
+@dataclass
+class FolderJob:
+    """What every folder job keeps: where it writes, one output stem per input (by position, see
+    ``output_stems``), the inputs it skipped (each named on stderr) and how many it wrote."""
+
+    out_dir: Path
+    stems: list[str]
+    total: int  # inputs, readable or not
+    bad: list[tuple[Path, str]] = field(default_factory=list)
+    done: int = 0
+
+    @classmethod
+    def start(cls, paths: list[Path], pre_bad: list[tuple[Path, str]], out: str | Path) -> "FolderJob":
+        """Name the inputs ``gather_images`` already refused and any renamed output, before work starts."""
+        stems, notes = output_stems(paths)
+        job = cls(Path(out), stems, len(paths) + len(pre_bad))
+        job.skip(pre_bad)
+        for n in notes:
+            info(n)
+        return job
+
+    def skip(self, bad: list[tuple[Path, str]]) -> None:
+        """Inputs found unreadable while streaming (``image_batches``' ``batch.bad``)."""
+        for _, msg in bad:
+            info(f"skipped: {msg}")
+        self.bad.extend(bad)
+
+    @staticmethod
+    def raw_size(path: Path, file_hw: tuple[int, int], decoded_hw: tuple[int, int]) -> tuple[int, int]:
+        """The ``(H, W)`` a ``--save-raw`` map is saved at: the file's own, unless over ``RAW_MAX_PIXELS``
+        (then the decoded size, said on stderr)."""
+        if file_hw[0] * file_hw[1] <= RAW_MAX_PIXELS:
+            return int(file_hw[0]), int(file_hw[1])
+        info(f"note: {path} is {file_hw[1]}x{file_hw[0]} px; its raw map is saved at the decoded {decoded_hw[1]}x{decoded_hw[0]}.")
+        return int(decoded_hw[0]), int(decoded_hw[1])
+
+    def finish(self) -> None:
+        """``finish_partial`` over what this job skipped and wrote."""
+        finish_partial(self.bad, self.total, self.done)
+
+
 def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: Any, minfo: Any, out: str,
                 save_raw: bool, as_json: bool, batch_size: int, size: tuple[int, int] | None, target: int | None,
                 extra: dict) -> None:
@@ -111,14 +153,8 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: A
     from cnnviz.render import label, overlay, save_npy, save_png
 
     method = explainer.method
-    for p, msg in pre_bad:
-        info(f"skipped: {msg}")
-    out_dir = Path(out)
-    stems, notes = output_stems(paths)
-    for n in notes:
-        info(n)
-    bad = list(pre_bad)
-    total, done = len(paths) + len(pre_bad), 0
+    job = FolderJob.start(paths, pre_bad, out)
+    out_dir, stems = job.out_dir, job.stems
     tag = safe_name(method)
 
     def write(batch, e) -> list[dict]:
@@ -131,9 +167,7 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: A
             row = {"image": str(p), "target": int(t), "target_name": name, "score": round(float(pr[t]), 6),
                    "top5": _top5(pr, minfo.class_names), "method": method, **extra, "png": str(png)}
             if save_raw:
-                raw_hw = hw if hw[0] * hw[1] <= RAW_MAX_PIXELS else img.shape[:2]
-                if tuple(raw_hw) != tuple(hw):
-                    info(f"note: {p} is {hw[1]}x{hw[0]} px; its raw map is saved at the decoded {raw_hw[1]}x{raw_hw[0]}.")
+                raw_hw = job.raw_size(p, hw, img.shape[:2])
                 row["npy"] = str(save_npy(map_at(m, raw_hw), out_dir / f"{stem}.{tag}.npy"))
                 row["raw_shape"] = [int(raw_hw[0]), int(raw_hw[1])]
             rows.append(row)
@@ -143,18 +177,16 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: A
     pending: cf.Future | None = None
     with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-write") as writer:
         def drain() -> None:
-            nonlocal pending, done
+            nonlocal pending
             if pending is not None:
                 rows = pending.result()
                 pending = None
-                done += len(rows)
+                job.done += len(rows)
                 if as_json:
                     for r in rows:
                         emit_json(r)
         for batch in image_batches(paths, minfo, batch_size, size):
-            for p, msg in batch.bad:
-                info(f"skipped: {msg}")
-            bad.extend(batch.bad)
+            job.skip(batch.bad)
             if batch.x is not None:
                 e = explainer(batch.x, target=target)
                 drain()  # at most one batch being written while the next is explained: flat memory
@@ -162,9 +194,9 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: A
             bar.update(len(batch.paths) + len(batch.bad))
         drain()
     bar.close()
-    if not as_json and done:
-        info(f"wrote {done} overlays to {out_dir}/")
-    finish_partial(bad, total, done)
+    if not as_json and job.done:
+        info(f"wrote {job.done} overlays to {out_dir}/")
+    job.finish()
 
 
 def _prepare(images: tuple[str, ...], model_spec: str, weights: str, device: str, target: str | None):
@@ -327,19 +359,12 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, pat
     explainers = [Explainer(model, m, info=minfo, layer=layer if get_method(m).layer else None, size=size) for m in wanted]
     cam_layer = next((e.layer for e in explainers if e.layer and not e.spec.multi_layer), layer)
     check = None if no_sanity else _SanityCheck(model, minfo, wanted, layer, size, seed)
-    n_pre = len(bad)
-    for _, msg in bad:
-        info(f"skipped: {msg}")
-    stems, notes = output_stems(paths)
-    for n in notes:
-        info(n)
+    job = FolderJob.start(paths, bad, out)
+    out_dir, stems = job.out_dir, job.stems
     per_method: dict[str, list[dict]] = {m: [] for m in wanted}
     per_image = []
-    out_dir = Path(out)
     for batch in tqdm(image_batches(paths, minfo, 1, size), total=len(paths), desc="faithfulness", file=sys.stderr, disable=None, leave=False):
-        for _, msg in batch.bad:
-            info(f"skipped: {msg}")
-        bad.extend(batch.bad)
+        job.skip(batch.bad)
         if batch.x is None:
             continue
         res = evaluate_methods(model, batch.x, explainers, targets=None if tgt is None else [tgt], info=minfo,
@@ -354,7 +379,7 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, pat
         save_figure(faithfulness_figure(batch.images[0], res, minfo.class_names[t]),
                     out_dir / f"{stems[batch.indices[0]]}.faithfulness.png", dpi=90)
         per_image.append({"image": str(p), "target": int(t), "target_name": minfo.class_names[t], "methods": rank_methods(rows)})
-    done = len(per_image)
+    done = job.done = len(per_image)
     if done:
         mean = lambda rs, k: None if any(r[k] is None for r in rs) else float(np.mean([r[k] for r in rs]))  # noqa: E731
         summary = rank_methods([{"method": m, "deletion_auc": mean(rs, "deletion_auc"), "insertion_auc": mean(rs, "insertion_auc"),
@@ -373,7 +398,7 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, pat
         else:
             click.echo(table)
             info(f"wrote {done} figure(s), faithfulness.md and faithfulness.json to {out_dir}/")
-    finish_partial(bad, len(paths) + n_pre, done)
+    job.finish()
 
 
 class _SanityCheck:

@@ -70,7 +70,7 @@ def run_strips(paths: list[Path], pre_bad: list[tuple[Path, str]], models: list[
     import torch
     from tqdm import tqdm
 
-    from cnnviz.cli.cam import RAW_MAX_PIXELS, finish_partial, output_stems
+    from cnnviz.cli.cam import FolderJob
     from cnnviz.cli.common import safe_name
     from cnnviz.explain.cam import compute_cam_strip
     from cnnviz.explain.inputs import map_at
@@ -79,21 +79,13 @@ def run_strips(paths: list[Path], pre_bad: list[tuple[Path, str]], models: list[
     from cnnviz.images import preprocess
     from cnnviz.render import save_npy, save_png
 
-    for _, msg in pre_bad:
-        info(f"skipped: {msg}")
-    out_dir = Path(out)
-    stems, notes = output_stems(paths)
-    for n in notes:
-        info(n)
-    bad = list(pre_bad)
-    total, done = len(paths) + len(pre_bad), 0
+    job = FolderJob.start(paths, pre_bad, out)
+    out_dir, stems = job.out_dir, job.stems
     tag = safe_name(method)
     first = models[0]
     bar = tqdm(total=len(paths), desc=f"{method} strips", unit="img", file=sys.stderr, disable=None, leave=False)
     for batch in image_batches(paths, first.minfo, batch_size, first.size):
-        for _, msg in batch.bad:
-            info(f"skipped: {msg}")
-        bad.extend(batch.bad)
+        job.skip(batch.bad)
         if batch.x is not None:
             strips = []
             for k, m in enumerate(models):
@@ -102,6 +94,7 @@ def run_strips(paths: list[Path], pre_bad: list[tuple[Path, str]], models: list[
                                                 targets=None if m.target is None else [m.target]))
             for j, (img, p, i, hw) in enumerate(zip(batch.images, batch.paths, batch.indices, batch.sizes)):
                 rows, row_json = [], []
+                raw_hw = job.raw_size(p, hw, img.shape[:2]) if save_raw else hw
                 for k, (m, s) in enumerate(zip(models, strips)):
                     t = int(s.targets[j])
                     name, prob = m.minfo.class_names[t], float(s.probs[j, t])
@@ -109,17 +102,16 @@ def run_strips(paths: list[Path], pre_bad: list[tuple[Path, str]], models: list[
                     r: dict[str, Any] = {"model": m.name, "target": t, "target_name": name, "score": round(prob, 6),
                                          "layers": list(s.layers), "grids": [list(g) for g in (s.grids or [])]}
                     if save_raw:
-                        raw_hw = hw if hw[0] * hw[1] <= RAW_MAX_PIXELS else img.shape[:2]
                         arr = torch.stack([torch.from_numpy(map_at(mm, raw_hw)) for mm in s.maps[j]]).numpy()
                         r["npy"] = str(save_npy(arr, out_dir / f"{stems[i]}.{tag}-layers.{k}.npy"))
                         r["raw_shape"] = [len(s.layers), int(raw_hw[0]), int(raw_hw[1])]
                     row_json.append(r)
                 png = save_png(strips_picture(img, rows), out_dir / f"{stems[i]}.{tag}-layers.png", compression=1)
-                done += 1
+                job.done += 1
                 if as_json:
                     emit_json({"image": str(p), "method": method, "png": str(png), "models": row_json})
         bar.update(len(batch.paths) + len(batch.bad))
     bar.close()
-    if not as_json and done:
-        info(f"wrote {done} strip(s) to {out_dir}/")
-    finish_partial(bad, total, done)
+    if not as_json and job.done:
+        info(f"wrote {job.done} strip(s) to {out_dir}/")
+    job.finish()

@@ -195,6 +195,15 @@ def test_cli_strip_bad_usage_exit_2_nothing_written(ckpts, folder, tmp_path):
     assert not out.exists()
 
 
+def test_cli_strip_unreadable_input_among_several_is_named_and_exit_3(ckpts, folder, tmp_path, one_thread):
+    (folder / "c.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    r = run("gradcam", str(folder), "--model", ckpts[0], "--model", ckpts[1], "--layers", "stages", "--out", str(out))
+    assert r.exit_code == 3, r.output
+    assert "skipped" in r.stderr and "c.png" in r.stderr and "skipped 1 of 3 inputs" in r.stderr.strip().splitlines()[-1]
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.gradcam-layers.png", "b.gradcam-layers.png"]
+
+
 def test_cli_fused_method_takes_layers(ckpts, folder, tmp_path, one_thread):
     out = tmp_path / "f"
     r = run("gradcam", str(folder / "a.png"), "--model", ckpts[0], "--method", "layercam-fused", "--layers", "features.3,features.0",
