@@ -446,3 +446,29 @@ def test_faithfulness_shows_the_verdict_cnnviz_sanity_gives(ckpt_and_images, tmp
     r = run("faithfulness", str(d / "i0.png"), "--model", ck, "--methods", "gradcam", "--no-road", "--no-sanity", "--steps", "2",
             "--out", str(tmp_path / "f2"), "--json")
     assert r.exit_code == 0 and "sanity" not in json.loads(r.stdout) and "sanity" not in json.loads(r.stdout)["ranking"][0]
+
+
+def test_label_randomization_compares_two_models_and_checks_targets(tiny_cnn, one_thread):
+    """The data-randomization comparison: a model against itself keeps its maps (Spearman 1), against
+    another model it does not; targets default to the real-label model's top-1 and are checked; neither
+    model is modified."""
+    from cnnviz.errors import TargetError
+    from cnnviz.explain.sanity import top1
+    from cnnviz.explain.sanity_data import label_randomization
+    from cnnviz.models import build_model
+
+    a, info = tiny_cnn
+    torch.manual_seed(1)
+    b, _ = build_model("simplecnn", num_classes=5, in_chans=3, arch_kwargs={"width": 4, "depth": 2}, input_size=(32, 32))
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    same = label_randomization(a, a, x, ["gradcam", "saliency"], info=info)
+    assert same.targets == top1(a, x) and same.layer is not None
+    for m in same.methods:
+        np.testing.assert_allclose(m.steps[0].spearman, 1.0, atol=1e-5)
+    other = label_randomization(a, b, x, ["gradcam", "saliency"], info=info, targets=[0, 1, 2], keep_maps=False)
+    assert other.targets == [0, 1, 2] and all(m.maps is None for m in other.methods)
+    assert all(float(np.mean(m.steps[0].spearman)) < 0.9 for m in other.methods)
+    assert all(torch.equal(v, before[k]) for k, v in a.state_dict().items())
+    with pytest.raises(TargetError, match="class index 7 is out of range"):
+        label_randomization(a, b, x, ["gradcam"], info=info, targets=[0, 1, 7])

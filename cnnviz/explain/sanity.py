@@ -365,22 +365,29 @@ def cascading_randomization(
 def _setup(model: nn.Module, x: torch.Tensor, methods: Sequence[str], info: "ModelInfo | None",  # noqa: F821
            targets: Sequence[int] | None, layer: str | None) -> tuple[nn.Module, torch.Tensor, str | None, list[int]]:
     """The private copy, ``x`` on its device, the CAM layer (when a method needs one) and one class per image."""
-    from cnnviz.explain.cam import default_cam_layer
-    from cnnviz.explain.inputs import check_targets
-
     if x.dim() != 4 or x.shape[0] == 0:
         raise SanityError(f"x must be a non-empty (N, C, H, W) batch, got shape {tuple(x.shape)}")
     work = private_copy(model)
     x = x.detach().to(model_device(work)).float()
+    layer, targets = layer_and_targets(work, x, methods, info, targets, layer)
+    return work, x, layer, targets
+
+
+def layer_and_targets(work: nn.Module, x: torch.Tensor, methods: Sequence[str], info: "ModelInfo | None",  # noqa: F821
+                      targets: Sequence[int] | None, layer: str | None) -> tuple[str | None, list[int]]:
+    """The CAM layer (``layer``, else the model's default, when a method needs one; else ``layer`` as given)
+    and one class per image of ``x`` ``(N, C, H, W)``: ``targets`` checked against the logits, else the
+    top-1 of ``work`` (a ``private_copy``, already on ``x``'s device)."""
+    from cnnviz.explain.cam import default_cam_layer
+    from cnnviz.explain.inputs import check_targets
+
     if needs_layer(methods):
         layer = layer or default_cam_layer(work, info)
     if targets is None:
-        targets = top1(work, x)
-    else:
-        with torch.no_grad():
-            logits_n = work(x[:1]).shape[1]
-        targets = check_targets(targets, x.shape[0], logits_n)
-    return work, x, layer, [int(t) for t in targets]
+        return layer, top1(work, x)
+    with torch.no_grad():
+        logits_n = work(x[:1]).shape[1]
+    return layer, [int(t) for t in check_targets(targets, x.shape[0], logits_n)]
 
 
 def sanity_verdicts(

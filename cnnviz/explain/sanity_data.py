@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from cnnviz.explain.sanity import (DEFAULT_METHODS, MapMaker, MethodSanity, SanityError, SanityResult, Step, check_methods,
-                                   explain_all, needs_layer, private_copy, top1)
+                                   explain_all, layer_and_targets, private_copy)
 from cnnviz.probe import model_device
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,6 @@ def label_randomization(real: nn.Module, random: nn.Module, x: torch.Tensor, met
                         progress: Callable[[int], None] | None = None) -> SanityResult:
     """Maps of ``real`` (trained on true labels) vs ``random`` (same recipe, permuted labels) on ``x``
     ``(N, C, H, W)``, for ``targets`` (None: the real-label model's top-1). Neither model is modified."""
-    from cnnviz.explain.cam import default_cam_layer
-    from cnnviz.explain.inputs import check_targets
     from cnnviz.explain.similarity import compare_maps
 
     methods = check_methods(methods)
@@ -75,14 +73,7 @@ def label_randomization(real: nn.Module, random: nn.Module, x: torch.Tensor, met
     dev = model_device(a)
     b.to(dev)
     x = x.detach().to(dev).float()
-    if needs_layer(methods):
-        layer = layer or default_cam_layer(a, info)
-    if targets is None:
-        targets = top1(a, x)
-    else:
-        with torch.no_grad():
-            targets = check_targets(targets, x.shape[0], a(x[:1]).shape[1])
-    targets = [int(t) for t in targets]
+    layer, targets = layer_and_targets(a, x, methods, info, targets, layer)
     make_a, make_b = MapMaker(a, info, layer), MapMaker(b, info, layer)
     out = []
     for m in methods:
