@@ -104,6 +104,8 @@ class _Assets:
                 im = im.convert("RGBA") if im.mode in ("RGBA", "LA", "P") else im.convert("RGB")
                 im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
                 tname = Path(name).stem + ".png"
+                # PIL, not cnnviz.render.save_png: the site builder needs neither numpy nor cv2 (tested), and
+                # it writes inside build_site's atomic output folder, so the file need not be atomic itself
                 im.save(self.site / "thumbs" / tname, format="PNG", optimize=True)
         except (OSError, ValueError) as e:  # a truncated file passes the header check and fails here
             raise GalleryError(f"a picture of the manifest cannot be decoded ({name}: {e}).") from None
@@ -172,20 +174,24 @@ def _prepare(m: Manifest, assets: _Assets) -> dict[str, Any]:
     images = []
     for i, im in enumerate(m.images):
         iid = unique(im.id or f"img{i}", "image")
+
+        def model_id(ref: str | None, what: str, iid: str = iid) -> str | None:
+            """The page id of the model a result names; None (and a warning) for a model the manifest lacks."""
+            mid = idmap.get(ref or "")
+            if mid is None:
+                log.warning("image %s: %s of unknown model %r skipped", iid, what, ref)
+            return mid
+
         results = []
         for r in im.results:
-            mid = idmap.get(r.model or "")
-            if mid is None:
-                log.warning("image %s: result for unknown model %r skipped", iid, r.model)
+            if (mid := model_id(r.model, "result")) is None:
                 continue
             results.append({"model": mid, "model_name": names[mid], "method": r.method, "pred": r.pred, "prob": r.prob,
                             "target": r.target, "heat": pic(r.heat), "overlay": pic(r.overlay),
                             "sanity": verdicts.get((mid, r.method))})
         strips = []
         for st in im.strips:
-            mid = idmap.get(st.model or "")
-            if mid is None:
-                log.warning("image %s: strip of unknown model %r skipped", iid, st.model)
+            if (mid := model_id(st.model, "strip")) is None:
                 continue
             layers = [{"layer": ly.layer, "grid": ly.grid, "heat": pic(ly.heat)} for ly in st.layers]
             strips.append({"model": mid, "model_name": names[mid], "method": st.method, "pred": st.pred, "prob": st.prob,
