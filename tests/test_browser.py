@@ -176,6 +176,10 @@ def test_image_page_strips_and_verdicts(browser, real_site):
     assert strips.count() == 2
     layers = page.eval_on_selector_all("div.strip[data-model='m0'] figcaption", "fs => fs.map(f => f.textContent.split(' · ')[0])")
     assert layers == ["features.2", "features.5", "features.6", "features.12", "features.13"]
+    page.set_viewport_size({"width": 900, "height": 900})  # one row, shallow to deep, even where five do not fit
+    tops = page.eval_on_selector_all("div.strip[data-model='m0'] figure", "fs => fs.map(f => Math.round(f.getBoundingClientRect().top))")
+    assert len(set(tops)) == 1, tops
+    page.set_viewport_size({"width": 1200, "height": 900})
     badges = page.locator("figure.cam .verdict")
     assert badges.count() == page.locator("figure.cam").count() == 4
     assert all(t.startswith("sanity: ") for t in badges.all_inner_texts())
