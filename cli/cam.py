@@ -12,12 +12,14 @@ others are written.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cnnviz.cli.common import BATCH_SIZE, IMAGE_SIDE, STEPS, device_option, emit_json, info, json_option, load, model_option
+from cnnviz.cli.common import (BATCH_SIZE, IMAGE_SIDE, MODEL_HELP, STEPS, device_option, emit_json, info, json_option, load,
+                               model_option, seed_option)
 from cnnviz.explain.methods import CAM_KINDS, method_names
 
 PARTIAL_EXIT = 3  # some inputs skipped (named on stderr); the rest were written
@@ -26,8 +28,9 @@ PARTIAL_EXIT = 3  # some inputs skipped (named on stderr); the rest were written
 RAW_MAX_PIXELS = 64_000_000
 
 
-def _gather(images: tuple[str, ...]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Expand files/folders; a lone bad input raises (exit 2), bad ones among many are returned."""
+def gather_images(images: tuple[str, ...]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files/folders; a lone bad input raises (exit 2), bad ones among many are returned
+    (``(path, why)``, for the caller to name on stderr and count in ``finish_partial``)."""
     from cnnviz.errors import ImageError
     from cnnviz.images import expand_image_paths, load_image
 
@@ -82,7 +85,9 @@ def _top5(probs, names: list[str]) -> list[list]:
     return [[int(i), names[i], round(float(probs[i]), 6)] for i in idx]
 
 
-def _finish(bad: list[tuple[Path, str]], total: int, done: int) -> None:
+def finish_partial(bad: list[tuple[Path, str]], total: int, done: int) -> None:
+    """After a folder job: nothing skipped -> return; all skipped -> ``ImageError`` (exit 2); some -> a
+    last line saying how many, then exit 3."""
     from cnnviz.errors import ImageError
 
     if not bad:
@@ -91,6 +96,47 @@ def _finish(bad: list[tuple[Path, str]], total: int, done: int) -> None:
         raise ImageError("no readable images: " + "; ".join(m for _, m in bad[:3]))
     info(f"error: skipped {len(bad)} of {total} inputs (unreadable, named above); the other {done} were written.")
     sys.exit(PARTIAL_EXIT)
+
+
+@dataclass
+class FolderJob:
+    """What every folder job keeps: where it writes, one output stem per input (by position, see
+    ``output_stems``), the inputs it skipped (each named on stderr) and how many it wrote."""
+
+    out_dir: Path
+    stems: list[str]
+    total: int  # inputs, readable or not
+    bad: list[tuple[Path, str]] = field(default_factory=list)
+    done: int = 0
+
+    @classmethod
+    def start(cls, paths: list[Path], pre_bad: list[tuple[Path, str]], out: str | Path) -> "FolderJob":
+        """Name the inputs ``gather_images`` already refused and any renamed output, before work starts."""
+        stems, notes = output_stems(paths)
+        job = cls(Path(out), stems, len(paths) + len(pre_bad))
+        job.skip(pre_bad)
+        for n in notes:
+            info(n)
+        return job
+
+    def skip(self, bad: list[tuple[Path, str]]) -> None:
+        """Inputs found unreadable while streaming (``image_batches``' ``batch.bad``)."""
+        for _, msg in bad:
+            info(f"skipped: {msg}")
+        self.bad.extend(bad)
+
+    @staticmethod
+    def raw_size(path: Path, file_hw: tuple[int, int], decoded_hw: tuple[int, int]) -> tuple[int, int]:
+        """The ``(H, W)`` a ``--save-raw`` map is saved at: the file's own, unless over ``RAW_MAX_PIXELS``
+        (then the decoded size, said on stderr)."""
+        if file_hw[0] * file_hw[1] <= RAW_MAX_PIXELS:
+            return int(file_hw[0]), int(file_hw[1])
+        info(f"note: {path} is {file_hw[1]}x{file_hw[0]} px; its raw map is saved at the decoded {decoded_hw[1]}x{decoded_hw[0]}.")
+        return int(decoded_hw[0]), int(decoded_hw[1])
+
+    def finish(self) -> None:
+        """``finish_partial`` over what this job skipped and wrote."""
+        finish_partial(self.bad, self.total, self.done)
 
 
 def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: Any, minfo: Any, out: str,
@@ -107,14 +153,8 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: A
     from cnnviz.render import label, overlay, save_npy, save_png
 
     method = explainer.method
-    for p, msg in pre_bad:
-        info(f"skipped: {msg}")
-    out_dir = Path(out)
-    stems, notes = output_stems(paths)
-    for n in notes:
-        info(n)
-    bad = list(pre_bad)
-    total, done = len(paths) + len(pre_bad), 0
+    job = FolderJob.start(paths, pre_bad, out)
+    out_dir, stems = job.out_dir, job.stems
     tag = safe_name(method)
 
     def write(batch, e) -> list[dict]:
@@ -127,9 +167,7 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: A
             row = {"image": str(p), "target": int(t), "target_name": name, "score": round(float(pr[t]), 6),
                    "top5": _top5(pr, minfo.class_names), "method": method, **extra, "png": str(png)}
             if save_raw:
-                raw_hw = hw if hw[0] * hw[1] <= RAW_MAX_PIXELS else img.shape[:2]
-                if tuple(raw_hw) != tuple(hw):
-                    info(f"note: {p} is {hw[1]}x{hw[0]} px; its raw map is saved at the decoded {raw_hw[1]}x{raw_hw[0]}.")
+                raw_hw = job.raw_size(p, hw, img.shape[:2])
                 row["npy"] = str(save_npy(map_at(m, raw_hw), out_dir / f"{stem}.{tag}.npy"))
                 row["raw_shape"] = [int(raw_hw[0]), int(raw_hw[1])]
             rows.append(row)
@@ -139,18 +177,16 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: A
     pending: cf.Future | None = None
     with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-write") as writer:
         def drain() -> None:
-            nonlocal pending, done
+            nonlocal pending
             if pending is not None:
                 rows = pending.result()
                 pending = None
-                done += len(rows)
+                job.done += len(rows)
                 if as_json:
                     for r in rows:
                         emit_json(r)
         for batch in image_batches(paths, minfo, batch_size, size):
-            for p, msg in batch.bad:
-                info(f"skipped: {msg}")
-            bad.extend(batch.bad)
+            job.skip(batch.bad)
             if batch.x is not None:
                 e = explainer(batch.x, target=target)
                 drain()  # at most one batch being written while the next is explained: flat memory
@@ -158,15 +194,15 @@ def _run_images(paths: list[Path], pre_bad: list[tuple[Path, str]], explainer: A
             bar.update(len(batch.paths) + len(batch.bad))
         drain()
     bar.close()
-    if not as_json and done:
-        info(f"wrote {done} overlays to {out_dir}/")
-    _finish(bad, total, done)
+    if not as_json and job.done:
+        info(f"wrote {job.done} overlays to {out_dir}/")
+    job.finish()
 
 
 def _prepare(images: tuple[str, ...], model_spec: str, weights: str, device: str, target: str | None):
     """What gradcam / attribute / faithfulness share: inputs gathered (bad ones listed), the model loaded,
     --target resolved through the model's class list. Returns ``(paths, bad, model, info, target index or None)``."""
-    paths, bad = _gather(images)
+    paths, bad = gather_images(images)
     model, minfo, _ = load(model_spec, weights, device)
     tgt = minfo.class_index(target) if target is not None else None
     return paths, bad, model, minfo, tgt
@@ -188,24 +224,55 @@ def _common_options(f):
 
 @click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@model_option
+@click.option("--model", "models", multiple=True, default=("efficientnet_lite0",), show_default=True, metavar="SPEC",
+              help=MODEL_HELP + " Repeat it with --layers: one row per model in each strip.")
+@click.option("--weights", multiple=True, type=click.Choice(["pretrained", "random"]), default=("pretrained",), show_default=True,
+              help="ImageNet weights or random init (checkpoints carry their own); once for all --model, or once per --model.")
 @click.option("--layer", default=None, help="Target layer (see `cnnviz layers`) [last spatial layer; ViT: last block's norm1].")
+@click.option("--layers", default=None, metavar="stages|L1,L2",
+              help="A CAM at every depth: `stages` (the stage outputs `cnnviz compare` uses) or a comma list; "
+                   "writes <stem>.<method>-layers.png, shallow to deep, a row per --model. With layercam-fused: the layers it fuses.")
 @click.option("--method", default="gradcam", show_default=True, metavar="METHOD", help=", ".join(method_names(CAM_KINDS)) + ".")
 @_common_options
 @click.option("--out", default="gradcam", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @device_option
-def gradcam(images, model_spec, weights, layer, method, target, save_raw, as_json, batch_size, image_size, out, device) -> None:
+def gradcam(images, models, weights, layer, layers, method, target, save_raw, as_json, batch_size, image_size, out, device) -> None:
     """Grad-CAM (or a relative) over IMAGE... (files or folders): <out>/<stem>.<method>.png per image.
 
-    Each overlay names the explained class and its probability. Exit code 3 when some inputs
-    were unreadable (named on stderr, skipped); 2 for bad usage or a single bad input.
+    Each overlay names the explained class and its probability. With --layers, one strip per image
+    instead: the CAM at each layer, shallow to deep, one row per --model (e.g. a scratch and a
+    transferred model). Exit code 3 when some inputs were unreadable (named on stderr, skipped);
+    2 for bad usage or a single bad input.
+
+    \b
+    Examples:
+      cnnviz gradcam photo.jpg --method gradcam++
+      cnnviz gradcam photos/ --layers stages --model runs/scratch/ckpt.pt --model runs/lpft/ckpt.pt
+      cnnviz gradcam photo.jpg --layers stages --model efficientnet_lite0 --model efficientnet_lite0 --weights pretrained --weights random
     """
+    from cnnviz.errors import CnnvizError
     from cnnviz.explain.methods import Explainer, get_method
 
-    get_method(method, CAM_KINDS)  # before any work
-    paths, pre_bad, model, minfo, tgt = _prepare(images, model_spec, weights, device, target)
+    spec = get_method(method, CAM_KINDS)  # before any work
+    if layers is not None and layer is not None:
+        raise CnnvizError("--layer names one layer and --layers several: give one of them.")
+    if spec.multi_layer and layer is not None:
+        raise CnnvizError(f"{method} fuses several layers: name them with --layers (default: stages), not --layer.")
+    if layers is not None and not spec.multi_layer:
+        from cnnviz.cli.strips import prepare_models, run_strips
+
+        paths, pre_bad = gather_images(images)
+        strip_models = prepare_models(models, weights, device, layers, target, image_size, method)
+        run_strips(paths, pre_bad, strip_models, method, out, save_raw, as_json, batch_size)
+        return
+    if len(models) > 1:
+        raise CnnvizError(f"--model given {len(models)} times: it takes one model, except with --layers, where several "
+                          "models are drawn one above the other (add --layers stages or a comma list of layers).")
+    if len(weights) > 1:
+        raise CnnvizError(f"--weights given {len(weights)} times for one --model; give it once.")
+    paths, pre_bad, model, minfo, tgt = _prepare(images, models[0], weights[0], device, target)
     size = _side(image_size, minfo)
-    explainer = Explainer(model, method, info=minfo, layer=layer, size=size)
+    explainer = Explainer(model, method, info=minfo, layer=layers if spec.multi_layer else layer, size=size)
     _run_images(paths, pre_bad, explainer, minfo, out, save_raw, as_json, batch_size, size, tgt, {"layer": explainer.layer})
 
 
@@ -258,15 +325,20 @@ DEFAULT_FAITH = "gradcam,gradcam++,layercam,eigencam,saliency,random"
 @click.option("--patch", type=click.IntRange(1, IMAGE_SIDE.max), default=None,
               help="Deletion/insertion block size in pixels, at most the input side [input size / 14; 1 = per pixel].")
 @click.option("--no-road", is_flag=True, help="Skip ROAD (its imputation is the slow part).")
+@click.option("--no-sanity", is_flag=True, help="Skip the sanity verdict (`cnnviz sanity`'s rule, on the same images).")
 @click.option("--image-size", type=IMAGE_SIDE, default=None, help="Square size the model sees [its input size].")
 @click.option("--out", default="faithfulness", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @json_option
 @device_option
-def faithfulness(images, model_spec, weights, methods, layer, target, steps, patch, no_road, image_size, out, as_json, device) -> None:
-    """Rank explanation methods on IMAGE... by deletion AUC (low), insertion AUC (high) and ROAD (high).
+@seed_option
+def faithfulness(images, model_spec, weights, methods, layer, target, steps, patch, no_road, no_sanity, image_size, out, as_json,
+                 device, seed) -> None:
+    """Rank explanation methods on IMAGE... by deletion AUC (low), insertion AUC (high) and ROAD (high),
+    each with its sanity verdict: does the map change once the top half of the network is random?
 
     Writes <out>/<stem>.faithfulness.png per image (maps and curves), <out>/faithfulness.md and
-    <out>/faithfulness.json (the table), and prints the ranking (JSON with --json).
+    <out>/faithfulness.json (the table), and prints the ranking (JSON with --json). The verdict is
+    the one `cnnviz sanity IMAGES --methods ... --seed N` gives (the seed draws the random weights).
     """
     import numpy as np
     from tqdm import tqdm
@@ -275,39 +347,31 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, pat
     from cnnviz.errors import CnnvizError
     from cnnviz.explain.faithfulness import evaluate_methods, rank_methods
     from cnnviz.explain.faithfulness_plot import faithfulness_figure, markdown_table
-    from cnnviz.explain.methods import Explainer, get_method
+    from cnnviz.explain.methods import Explainer, check_method_list, get_method
     from cnnviz.explain.stream import image_batches
     from cnnviz.render import save_figure
 
-    wanted = list(dict.fromkeys(m.strip() for m in methods.split(",") if m.strip()))  # a repeated name counts once
-    if not wanted:
-        raise CnnvizError("--methods is empty: give one or more of " + ", ".join(method_names()) + ".")
-    for m in wanted:
-        get_method(m)
+    wanted = check_method_list(methods, option="--methods")  # a repeated name counts once
     paths, bad, model, minfo, tgt = _prepare(images, model_spec, weights, device, target)
     size = _side(image_size, minfo)
     if patch is not None and patch > min(size):
         raise CnnvizError(f"--patch {patch} is larger than the input side {min(size)} px: use at most {min(size)}.")
     explainers = [Explainer(model, m, info=minfo, layer=layer if get_method(m).layer else None, size=size) for m in wanted]
-    cam_layer = next((e.layer for e in explainers if e.layer), layer)
-    n_pre = len(bad)
-    for _, msg in bad:
-        info(f"skipped: {msg}")
-    stems, notes = output_stems(paths)
-    for n in notes:
-        info(n)
+    cam_layer = next((e.layer for e in explainers if e.layer and not e.spec.multi_layer), layer)
+    check = None if no_sanity else _SanityCheck(model, minfo, wanted, layer, size, seed)
+    job = FolderJob.start(paths, bad, out)
+    out_dir, stems = job.out_dir, job.stems
     per_method: dict[str, list[dict]] = {m: [] for m in wanted}
     per_image = []
-    out_dir = Path(out)
     for batch in tqdm(image_batches(paths, minfo, 1, size), total=len(paths), desc="faithfulness", file=sys.stderr, disable=None, leave=False):
-        for _, msg in batch.bad:
-            info(f"skipped: {msg}")
-        bad.extend(batch.bad)
+        job.skip(batch.bad)
         if batch.x is None:
             continue
         res = evaluate_methods(model, batch.x, explainers, targets=None if tgt is None else [tgt], info=minfo,
                                steps=steps, with_road=not no_road, patch=patch)
         t = res[0].targets[0]
+        if check is not None:
+            check.add(batch.x, res[0].targets)
         rows = [r.summary() for r in res]
         for r in rows:
             per_method[r["method"]].append(r)
@@ -315,19 +379,55 @@ def faithfulness(images, model_spec, weights, methods, layer, target, steps, pat
         save_figure(faithfulness_figure(batch.images[0], res, minfo.class_names[t]),
                     out_dir / f"{stems[batch.indices[0]]}.faithfulness.png", dpi=90)
         per_image.append({"image": str(p), "target": int(t), "target_name": minfo.class_names[t], "methods": rank_methods(rows)})
-    done = len(per_image)
+    done = job.done = len(per_image)
     if done:
         mean = lambda rs, k: None if any(r[k] is None for r in rs) else float(np.mean([r[k] for r in rs]))  # noqa: E731
         summary = rank_methods([{"method": m, "deletion_auc": mean(rs, "deletion_auc"), "insertion_auc": mean(rs, "insertion_auc"),
                                  "road": mean(rs, "road"), "seconds": round(float(np.mean([r["seconds"] for r in rs])), 3)}
                                 for m, rs in per_method.items()])
         doc = {"model": minfo.label, "layer": cam_layer, "images": done, "ranking": summary, "per_image": per_image}
+        note = ""
+        if check is not None:
+            doc["sanity"] = check.finish(summary)
+            note = f"\nSanity verdict (seed {seed}): {doc['sanity']['rule']}.\n"
         write_text(out_dir / "faithfulness.json", dumps_json(doc, indent=1))
         table = markdown_table(summary)
-        write_text(out_dir / "faithfulness.md", f"# Faithfulness: {minfo.label}, {done} image(s), layer {cam_layer}\n\n{table}\n")
+        write_text(out_dir / "faithfulness.md", f"# Faithfulness: {minfo.label}, {done} image(s), layer {cam_layer}\n\n{table}\n{note}")
         if as_json:
             emit_json(doc)
         else:
             click.echo(table)
             info(f"wrote {done} figure(s), faithfulness.md and faithfulness.json to {out_dir}/")
-    _finish(bad, len(paths) + n_pre, done)
+    job.finish()
+
+
+class _SanityCheck:
+    """``cnnviz sanity``'s verdict for faithfulness's methods, on the same images, batch by batch
+    (``cnnviz.explain.sanity.sanity_verdicts``: the verdict's cascade step only)."""
+
+    def __init__(self, model: Any, minfo: Any, methods: list[str], layer: str | None, size: tuple[int, int], seed: int) -> None:
+        import torch
+
+        from cnnviz.explain.sanity import resolve_cascade
+
+        self.model, self.minfo, self.methods, self.layer, self.seed = model, minfo, methods, layer, seed
+        self.units = resolve_cascade(model, torch.zeros(1, minfo.input_size[0], *size))  # as `cnnviz sanity` derives it
+        self.parts: list[Any] = []
+
+    def add(self, x: Any, targets: list[int]) -> None:
+        from cnnviz.explain.sanity import sanity_verdicts
+
+        self.parts.append(sanity_verdicts(self.model, x, self.methods, info=self.minfo, targets=targets, layer=self.layer,
+                                          cascade=self.units, seed=self.seed))
+
+    def finish(self, summary: list[dict]) -> dict:
+        """Put each method's verdict into its ranking row (``"sanity"``); the rule and the cascade for the document."""
+        from cnnviz.explain.sanity import merge, rule_text, verdict_step
+
+        merged = merge(self.parts)
+        verdicts = {m.method: m.verdict for m in merged.methods}
+        for row in summary:
+            row["sanity"] = verdicts[row["method"]]
+        k = verdict_step(len(merged.cascade))
+        return {"seed": self.seed, "images": merged.n_images, "cascade": merged.cascade, "layer": merged.layer,
+                "rule": rule_text(k, len(merged.cascade))}

@@ -63,6 +63,8 @@ def _print_notes(stats: Any) -> None:
 @click.option("--max-classes", type=click.IntRange(1, 1000), default=10, show_default=True, help="Classes shown for maximize / top patches.")
 @click.option("--eval-limit", type=click.IntRange(4, 1_000_000), default=500, show_default=True, help="Test images used by the comparison.")
 @click.option("--no-compare", is_flag=True, help="Skip CKA / drift / agreement.")
+@click.option("--no-strips", is_flag=True, help="Skip the per-image Grad-CAM at every stage.")
+@click.option("--no-sanity", is_flag=True, help="Skip the sanity verdict beside each method (cnnviz sanity's rule).")
 @click.option("--cache", default=None, type=click.Path(file_okay=False), help="Result cache [.cnnviz-cache beside --out].")
 @click.option("--title", default="cnnviz gallery", show_default=True)
 @click.option("--out", default="gallery", show_default=True, type=click.Path(file_okay=False),
@@ -72,8 +74,8 @@ def _print_notes(stats: Any) -> None:
 @json_option
 def gallery(models: tuple[str, ...], names: tuple[str, ...], weights: str, data: str | None, data_root: str | None,
             images: tuple[str, ...], num_images: int, layers: tuple[str, ...], cam_methods: str, attr_methods: str,
-            maximize_steps: int, max_classes: int, eval_limit: int, no_compare: bool, cache: str | None, title: str,
-            out: str, device: str, seed: int, as_json: bool) -> None:
+            maximize_steps: int, max_classes: int, eval_limit: int, no_compare: bool, no_strips: bool, no_sanity: bool,
+            cache: str | None, title: str, out: str, device: str, seed: int, as_json: bool) -> None:
     """Build a static HTML gallery (opens from file://) of what MODELS learned.
 
     \b
@@ -89,7 +91,7 @@ def gallery(models: tuple[str, ...], names: tuple[str, ...], weights: str, data:
         raise CnnvizError(f"--name was given {len(names)} times for {len(models)} --model; give one per model or none.")
     cfg = ReportConfig(layers=_split(layers), cam_methods=_split((cam_methods,)), attr_methods=_split((attr_methods,)),
                        maximize_steps=maximize_steps, max_classes=max_classes, eval_limit=eval_limit, compare=not no_compare,
-                       num_images=num_images, seed=seed, device=device)
+                       strips=not no_strips, sanity=not no_sanity, num_images=num_images, seed=seed, device=device)
     srcs = [ModelSource(m, names[i] if names else None, weights) for i, m in enumerate(models)]
     job = GalleryJob.prepare(srcs, out, images=list(images), data=data, data_root=data_root, cfg=cfg, cache=cache, title=title)
     if not images and not data:

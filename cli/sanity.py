@@ -65,18 +65,18 @@ def sanity(images, model_spec, weights, methods, cascade, independent, layer, ta
       cnnviz sanity photos/ --cascade classifier,conv_head+bn2,blocks.6 --json
       cnnviz sanity test-images/ --labels --data cifar10 --model simplecnn --epochs 5
     """
-    from cnnviz.cli.cam import _finish, _gather
+    from cnnviz.cli.cam import finish_partial, gather_images
     from cnnviz.errors import CnnvizError
     from cnnviz.explain.sanity import check_methods
 
-    wanted = check_methods(methods.split(","))
+    wanted = check_methods(methods)
     if labels and (cascade or independent):
         raise CnnvizError("--labels compares two trained models: it takes no --cascade or --independent.")
     if labels and not data:
         raise CnnvizError("--labels needs --data SPEC: the dataset both models are trained on.")
     if not labels and (data or data_root or limit):
         raise CnnvizError("--data, --data-root and --limit belong to --labels (the data-randomization test).")
-    paths, bad = _gather(images)
+    paths, bad = gather_images(images)
     n_pre = len(bad)
     for _, msg in bad:
         info(f"skipped: {msg}")
@@ -92,7 +92,7 @@ def sanity(images, model_spec, weights, methods, cascade, independent, layer, ta
                                not no_figures, seed, out_dir)
     if done:
         _write(merged, minfo, stems, out_dir, as_json)
-    _finish(bad, len(paths) + n_pre, done)
+    finish_partial(bad, len(paths) + n_pre, done)
 
 
 def _label_models(model_spec, data, data_root, train_mode, epochs, limit, eval_limit, image_size, seed, device, out_dir):
@@ -124,9 +124,9 @@ def _run(paths, bad, models, minfo, wanted, cascade, independent, layer, target,
     import torch
     from tqdm import tqdm
 
+    from cnnviz.cli.cam import output_stems
     from cnnviz.explain.sanity import cascading_randomization, merge, resolve_cascade
     from cnnviz.explain.sanity_data import label_randomization
-    from cnnviz.cli.cam import output_stems
     from cnnviz.explain.stream import image_batches
     from cnnviz.layers import resolve_layer
 
@@ -167,10 +167,10 @@ def _run(paths, bad, models, minfo, wanted, cascade, independent, layer, target,
 
 
 def _figures(res, batch, stem_of, minfo, out_dir) -> None:
-    from cnnviz.explain.sanity import _cam_like
+    from cnnviz.explain.methods import CAM_KINDS, method_names
     from cnnviz.explain.sanity_plot import cascade_figure
 
-    cams = [m for m in _cam_like() if m != "guided-gradcam"]
+    cams = method_names(CAM_KINDS)  # drawn over the photo; pixel attributions in grey
     head = "random labels" if res.mode == "labels" else f"{res.mode} randomization"
     for i, (p, img) in enumerate(zip(batch.paths, batch.images)):
         maps = {m.method: m.maps[:, i].astype("float32") for m in res.methods}

@@ -13,7 +13,8 @@ In a notebook::
     e.maps, e.targets, e.probs                                   # (B, H, W) in [0, 1] at the image's size
     cnnviz.show(img, cnnviz.overlay(img, e.maps[0]))             # pictures inline
 
-Also: ``Explainer`` (set up once, call on batches, captum's ``.attribute`` spelling), ``filters``,
+Also: ``Explainer`` (set up once, call on batches, captum's ``.attribute`` spelling), ``cam_strip``
+(a CAM at every stage, shallow to deep), ``sanity`` (Adebayo et al.'s randomization test), ``filters``,
 ``kernels``, ``activations``, ``describe_layers``, ``maximize``, ``receptive_field``,
 ``effective_receptive_field``, ``top_examples``, ``open_dataset``, ``train_model``, ``evaluate``,
 ``compare_models``, ``build_gallery``; pictures: ``overlay``, ``colorize``, ``tile``, ``save_png``.
@@ -36,6 +37,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "preprocess": ("cnnviz.images", "preprocess"),
     "Explainer": ("cnnviz.explain.methods", "Explainer"),
     "Explanation": ("cnnviz.explain.result", "Explanation"),
+    "cam_strip": ("cnnviz.explain.methods", "cam_strip"),
+    "CamStrip": ("cnnviz.explain.result", "CamStrip"),
+    "sanity": ("cnnviz.api", "sanity"),
     "MethodError": ("cnnviz.explain.result", "MethodError"),
     "list_methods": ("cnnviz.explain.methods", "method_names"),
     "describe_methods": ("cnnviz.explain.methods", "describe_methods"),

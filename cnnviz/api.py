@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # for the type hints only: importing cnnviz stays free of tor
     from cnnviz.explain.examples import Example
     from cnnviz.explain.filters import Kernels
     from cnnviz.explain.receptive import ReceptiveField
+    from cnnviz.explain.sanity import SanityResult
     from cnnviz.models import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,43 @@ def top_examples(model: nn.Module, info: ModelInfo, data: Any, *, target: Any = 
     ds = open_dataset(data, split) if isinstance(data, str) else data
     cls = info.class_index(target) if target is not None else None
     return _top(model, info, ds, target_class=cls, layer=layer, channel=channel, k=k, limit=limit)
+
+
+def sanity(model: nn.Module, images: Any, methods: Sequence[str] | str = ("gradcam", "saliency", "guided-backprop"), *,
+           info: ModelInfo | None = None, target: Any = None, layer: str | None = None, cascade: str | Sequence[str] | None = None,
+           independent: bool = False, seed: int = 0, size: Sequence[int] | None = None, verdict_only: bool = False,
+           hog: bool = False, keep_maps: bool = True, batch_size: int = 8) -> SanityResult:
+    """Adebayo et al.'s model-parameter randomization test (``cnnviz sanity``): do ``methods``' maps of
+    ``images`` change when the model's layers are re-initialized from the logits down?
+
+    ``images``: ``(H, W, 3) uint8`` arrays, paths, or a ready ``(N, C, H, W)`` tensor (``info`` needed for
+    images). ``methods``: registered names (a list or ``"gradcam,saliency"``), the baselines ``edges``
+    and ``random`` included. The caller's model is never changed (everything runs on a copy).
+    ``verdict_only``: compute only the cascade step the verdict reads (two explanations per method
+    instead of S + 1; the same verdict). Returns a ``SanityResult``: ``res.methods[i].verdict``
+    (``passes`` True / False / None for unclear), ``.steps`` (Spearman, SSIM per image at each step),
+    ``.maps`` ``(S + 1, N, H, W)`` with ``keep_maps``, and ``res.to_json()`` -- what ``--json`` prints.
+
+    Example::
+
+        res = cnnviz.sanity(model, [img1, img2], "gradcam,guided-backprop", info=info)
+        {m.method: m.verdict["passes"] for m in res.methods}      # {'gradcam': True, 'guided-backprop': False}
+    """
+    from cnnviz.explain.inputs import resolve_targets, to_batch
+    from cnnviz.explain.sanity import cascading_randomization, check_methods, sanity_verdicts
+
+    wanted = check_methods(methods)
+    x, _ = to_batch(images, info, tuple(size) if size is not None else None)
+    targets = resolve_targets(target, x.shape[0], info)
+    if verdict_only:
+        if independent:
+            from cnnviz.explain.sanity import SanityError
+
+            raise SanityError("verdict_only reads the cascading test; the independent test gives no verdict.")
+        return sanity_verdicts(model, x, wanted, info=info, targets=targets, layer=layer, cascade=cascade, seed=seed,
+                               batch_size=batch_size)
+    return cascading_randomization(model, x, wanted, info=info, targets=targets, layer=layer, cascade=cascade,
+                                   independent=independent, seed=seed, hog=hog, batch_size=batch_size, keep_maps=keep_maps)
 
 
 # -- data, training, comparing ------------------------------------------------------------------

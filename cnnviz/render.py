@@ -52,6 +52,22 @@ def colorize(m: np.ndarray, cmap: str = "jet") -> np.ndarray:
     return lut(cmap)[_index(m)]
 
 
+def as_rgb(img: "np.ndarray | PIL.Image.Image") -> np.ndarray:  # noqa: F821
+    """A dataset item or an array -> ``(H, W, 3) uint8``: a PIL image of any mode through
+    ``cnnviz.images.to_rgb_uint8`` (what ``load_image`` decodes with: 16-bit scaled, transparency on
+    white), a ``(H, W)`` / ``(H, W, 1)`` gray array repeated, an ``(H, W, 4)`` one without its alpha."""
+    if hasattr(img, "convert") and hasattr(img, "mode"):
+        from cnnviz.images import to_rgb_uint8
+
+        return to_rgb_uint8(img)
+    a = np.asarray(img)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise TypeError(f"as_rgb() needs a PIL image or a uint8 (H, W[, 1|3|4]) array, got {a.dtype} {a.shape}")
+    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else np.ascontiguousarray(a[..., :3])
+
+
 def overlay(img: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
     """Blend a ``(h, w)`` [0, 1] heatmap over ``img`` ``(H, W, 3) uint8`` -> ``(H, W, 3) uint8``.
 

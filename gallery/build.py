@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz.atomic import atomic_dir
-from cnnviz.gallery.manifest import GalleryError, Manifest, Section, read_manifest
+from cnnviz.gallery.manifest import GalleryError, Manifest, Section, Verdict, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ class _Assets:
                 im = im.convert("RGBA") if im.mode in ("RGBA", "LA", "P") else im.convert("RGB")
                 im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
                 tname = Path(name).stem + ".png"
+                # PIL, not cnnviz.render.save_png: the site builder needs neither numpy nor cv2 (tested), and
+                # it writes inside build_site's atomic output folder, so the file need not be atomic itself
                 im.save(self.site / "thumbs" / tname, format="PNG", optimize=True)
         except (OSError, ValueError) as e:  # a truncated file passes the header check and fails here
             raise GalleryError(f"a picture of the manifest cannot be decoded ({name}: {e}).") from None
@@ -156,29 +158,46 @@ def _prepare(m: Manifest, assets: _Assets) -> dict[str, Any]:
         seen.add(out)
         return out
 
-    models, idmap, names = [], {}, {}
+    models, idmap, names, verdicts = [], {}, {}, {}
     for i, mm in enumerate(m.models):
         raw = mm.id or f"m{i}"
         mid = unique(raw, "model")
         idmap.setdefault(raw, mid)
         names[mid] = mm.name or mid
+        for v in mm.sanity:
+            verdicts[(mid, v.method)] = verdict_view(v)
         models.append({"id": mid, "name": names[mid], "arch": mm.arch, "mode": mm.mode, "weights": mm.weights,
                        "accuracy": mm.accuracy, "train_seconds": mm.train_seconds, "num_classes": mm.num_classes,
                        "input_size": mm.input_size, "params": mm.params, "curves": pic(mm.curves), "confusion": pic(mm.confusion),
-                       "per_class": [vars(r) for r in mm.per_class], "sections": [section(s, j) for j, s in enumerate(mm.sections)]})
+                       "per_class": [vars(r) for r in mm.per_class], "sections": [section(s, j) for j, s in enumerate(mm.sections)],
+                       "sanity": [verdicts[(mid, v.method)] for v in mm.sanity]})
     images = []
     for i, im in enumerate(m.images):
         iid = unique(im.id or f"img{i}", "image")
+
+        def model_id(ref: str | None, what: str, iid: str = iid) -> str | None:
+            """The page id of the model a result names; None (and a warning) for a model the manifest lacks."""
+            mid = idmap.get(ref or "")
+            if mid is None:
+                log.warning("image %s: %s of unknown model %r skipped", iid, what, ref)
+            return mid
+
         results = []
         for r in im.results:
-            mid = idmap.get(r.model or "")
-            if mid is None:
-                log.warning("image %s: result for unknown model %r skipped", iid, r.model)
+            if (mid := model_id(r.model, "result")) is None:
                 continue
             results.append({"model": mid, "model_name": names[mid], "method": r.method, "pred": r.pred, "prob": r.prob,
-                            "target": r.target, "heat": pic(r.heat), "overlay": pic(r.overlay)})
+                            "target": r.target, "heat": pic(r.heat), "overlay": pic(r.overlay),
+                            "sanity": verdicts.get((mid, r.method))})
+        strips = []
+        for st in im.strips:
+            if (mid := model_id(st.model, "strip")) is None:
+                continue
+            layers = [{"layer": ly.layer, "grid": ly.grid, "heat": pic(ly.heat)} for ly in st.layers]
+            strips.append({"model": mid, "model_name": names[mid], "method": st.method, "pred": st.pred, "prob": st.prob,
+                           "target": st.target, "layers": [ly for ly in layers if ly["heat"]]})
         images.append({"id": iid, "name": im.name or iid, "class": im.cls, "pic": pic(im.src), "results": results,
-                       "methods": list(dict.fromkeys(r["method"] for r in results if r["method"]))})
+                       "methods": list(dict.fromkeys(r["method"] for r in results if r["method"])), "strips": strips})
     comp = None
     if m.comparison:
         secs = [section(s, j) for j, s in enumerate(m.comparison.sections)]
@@ -196,6 +215,21 @@ def _prepare(m: Manifest, assets: _Assets) -> dict[str, Any]:
                     classes.append(it["class"])
     return {"title": m.title or "cnnviz gallery", "generated": m.generated, "models": models, "images": images,
             "comparison": comp, "notes": list(m.notes), "classes": classes}
+
+
+def verdict_view(v: Verdict) -> dict[str, Any]:
+    """A sanity verdict as the pages show it: a word, the number, and a sentence that says what it means."""
+    word = {True: "passes", False: "fails", None: "unclear"}[v.passes] if v.mean is not None else "not computed"
+    ci = f" (95% interval {v.ci95[0]:.2f} to {v.ci95[1]:.2f})" if len(v.ci95) == 2 else ""
+    signed = "signed maps" if v.measure == "spearman_signed" else "maps"
+    where = f"step {v.step_index} of {v.steps}, down to {v.step}" if v.step_index and v.steps else f"down to {v.step}"
+    thr = f"{v.threshold:g}" if v.threshold is not None else "0.5"
+    why = (f"Sanity check ({v.images} images, seed {v.seed}): with the top half of the network re-initialized ({where}), "
+           f"this method's {signed} keep a Spearman rank correlation of {v.mean:.2f}{ci} with the trained model's. "
+           f"It passes below {thr} (the map depends on what the model learned), fails at or above it "
+           "(it would look the same for an untrained network).") if v.mean is not None else "No verdict was computed."
+    return {"method": v.method, "word": word, "passes": v.passes, "mean": v.mean, "ci95": list(v.ci95), "step": v.step,
+            "images": v.images, "why": why}
 
 
 def build_site(

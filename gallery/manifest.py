@@ -7,10 +7,15 @@ dataclasses below (JSON key ``class`` is the field ``cls``)::
     Manifest    {version: 1, title, generated, models: [ModelEntry], images: [ImageEntry],
                  comparison: Comparison | null, notes: [str]}
     ModelEntry  {id, name, arch, mode, weights, accuracy, train_seconds, num_classes, input_size: [int],
-                 params, curves: path, confusion: path, per_class: [PerClass], sections: [Section]}
+                 params, curves: path, confusion: path, per_class: [PerClass], sections: [Section],
+                 sanity: [Verdict]}
     PerClass    {name, precision, recall, f1, support}
-    ImageEntry  {id, name, src: path, class, results: [Result]}
+    Verdict     {method, passes: bool | null, mean, ci95: [number], step, step_index, steps, measure,
+                 threshold, images, seed}
+    ImageEntry  {id, name, src: path, class, results: [Result], strips: [Strip]}
     Result      {model: ModelEntry.id, method, heat: path, overlay: path, pred, prob, target}
+    Strip       {model: ModelEntry.id, method, pred, prob, target, layers: [StripLayer]}
+    StripLayer  {layer, grid, heat: path}
     Comparison  {headline: [str], sections: [Section]}
     Section     {id, title, note, items: [Item], table: Table | null, wide, pixelated, hero}
     Item        {src: path, caption, class}
@@ -87,6 +92,23 @@ class PerClass:
 
 
 @dataclass
+class Verdict:
+    """``cnnviz sanity``'s verdict of one method for one model on the gallery's images (docs/sanity.md)."""
+
+    method: str | None = None
+    passes: bool | None = None  # True passes, False fails, null unclear (the interval straddles the threshold)
+    mean: float | None = None  # mean Spearman with the trained maps at the verdict's step
+    ci95: list[float] = field(default_factory=list)  # its 95% bootstrap interval over the images
+    step: str | None = None  # the cascade step read: every unit down to this one is random
+    step_index: int | None = None
+    steps: int | None = None  # cascade length
+    measure: str | None = None  # spearman | spearman_signed
+    threshold: float | None = None
+    images: int | None = None
+    seed: int | None = None
+
+
+@dataclass
 class ModelEntry:
     id: str | None = None
     name: str | None = None
@@ -102,6 +124,7 @@ class ModelEntry:
     confusion: str | None = None
     per_class: list[PerClass] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
+    sanity: list[Verdict] = field(default_factory=list)
 
 
 @dataclass
@@ -118,12 +141,34 @@ class Result:
 
 
 @dataclass
+class StripLayer:
+    """One layer of a strip: its map as an opaque heatmap shown over the image."""
+
+    layer: str | None = None
+    grid: str | None = None  # the layer's spatial resolution, e.g. "14x14"
+    heat: str | None = None
+
+
+@dataclass
+class Strip:
+    """One model's CAM of one image at every stage, shallow to deep (``cnnviz gradcam --layers stages``)."""
+
+    model: str | None = None  # a ModelEntry.id
+    method: str | None = None
+    pred: str | None = None
+    prob: float | None = None
+    target: str | None = None
+    layers: list[StripLayer] = field(default_factory=list)
+
+
+@dataclass
 class ImageEntry:
     id: str | None = None
     name: str | None = None
     src: str | None = None
     cls: str | None = field(default=None, metadata={"json": "class"})
     results: list[Result] = field(default_factory=list)
+    strips: list[Strip] = field(default_factory=list)
 
 
 @dataclass

@@ -48,6 +48,11 @@ def make_manifest(root: Path, n_models: int = 2, n_images: int = 3, big: bool = 
                            for i, c in enumerate(HOSTILE)]},
                 {"id": "rf", "title": "Receptive fields", "table": {"columns": ["layer", "rf"], "rows": [["features.0", 3], ["<i>x</i>", 5.5]]}},
             ],
+            "sanity": [{"method": "gradcam", "passes": True, "mean": 0.12, "ci95": [0.05, 0.2], "step": "features.7+features.8",
+                        "step_index": 3, "steps": 5, "measure": "spearman", "threshold": 0.5, "images": n_images, "seed": 0},
+                       {"method": "saliency", "passes": [False, None][m % 2], "mean": 0.81, "ci95": [0.3, 0.95],
+                        "step": HOSTILE[0], "step_index": 3, "steps": 5, "measure": "spearman_signed", "threshold": 0.5,
+                        "images": n_images, "seed": 0}],
         })
     images = []
     for i in range(n_images):
@@ -57,6 +62,11 @@ def make_manifest(root: Path, n_models: int = 2, n_images: int = 3, big: bool = 
             "results": [{"model": f"m{m}", "method": meth, "heat": png(f"heat{i}-{m}-{meth}.png", 600 + 7 * i + m, alpha=True),
                          "pred": HOSTILE[(i + m) % 3], "prob": 0.7, "target": HOSTILE[(i + m) % 3]}
                         for m in range(n_models) for meth in ("gradcam", "saliency")],
+            "strips": [{"model": f"m{m}", "method": "gradcam", "pred": HOSTILE[m % 3], "prob": 0.6, "target": HOSTILE[m % 3],
+                        "layers": [{"layer": name, "grid": f"{16 >> k}x{16 >> k}",
+                                    "heat": png(f"strip{i}-{m}-{k}.png", 800 + 31 * i + 7 * m + k, alpha=True)}
+                                   for k, name in enumerate(["features.2", HOSTILE[1], "features.12"])]}
+                       for m in range(n_models)],
         })
     comparison = {"headline": ["lpft beats scratch by 5.0 points", "CKA <script>x</script>"],
                   "sections": [{"id": "cka", "title": "CKA", "wide": True, "items": [{"src": png("cka.png", 700, (80, 160)), "caption": "CKA heatmaps"}]}]}

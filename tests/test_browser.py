@@ -164,3 +164,33 @@ def test_real_report_site_loads_cleanly(browser, real_site):
     assert shown == [HOSTILE[0]]
     assert problems == []
     page.close()
+
+
+def test_image_page_strips_and_verdicts(browser, real_site):
+    """The real report's image page: one strip per model (layers shallow to deep, over the photo, under the
+    opacity slider and the model toggles) and a sanity verdict beside every method's map."""
+    from test_report import _ckpt  # noqa: F401  (the site's models)
+
+    page, problems = _open(browser, next(real_site.glob("image-*.html")).as_uri())
+    strips = page.locator("section#strips div.strip")
+    assert strips.count() == 2
+    layers = page.eval_on_selector_all("div.strip[data-model='m0'] figcaption", "fs => fs.map(f => f.textContent.split(' · ')[0])")
+    assert layers == ["features.2", "features.5", "features.6", "features.12", "features.13"]
+    page.set_viewport_size({"width": 900, "height": 900})  # one row, shallow to deep, even where five do not fit
+    tops = page.eval_on_selector_all("div.strip[data-model='m0'] figure", "fs => fs.map(f => Math.round(f.getBoundingClientRect().top))")
+    assert len(set(tops)) == 1, tops
+    page.set_viewport_size({"width": 1200, "height": 900})
+    badges = page.locator("figure.cam .verdict")
+    assert badges.count() == page.locator("figure.cam").count() == 4
+    assert all(t.startswith("sanity: ") for t in badges.all_inner_texts())
+    assert "re-initialized" in badges.first.get_attribute("title")
+    heat = page.locator("div.strip img.heat").first
+    page.locator("input[data-opacity]").fill("80")
+    assert float(heat.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
+    page.locator("input[data-toggle-model='m1']").uncheck()
+    assert page.locator("div.strip[data-model='m1']:visible").count() == 0 and page.locator("div.strip[data-model='m0']:visible").count() == 1
+    assert problems == []
+    page.close()
+    page, problems = _open(browser, (real_site / "model-m0.html").as_uri())
+    assert page.locator("#sec-sanity tbody tr").count() == 2 and problems == []
+    page.close()

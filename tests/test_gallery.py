@@ -137,3 +137,23 @@ def test_class_list_collects_hostile_names(tmp_path):
     path = make_manifest(tmp_path / "src")
     ctx = _prepare(load_manifest(path), _Assets(tmp_path / "site", path.parent))
     assert set(HOSTILE) <= set(ctx["classes"])
+
+
+def test_results_and_strips_of_an_unknown_model_are_skipped_with_a_warning(tmp_path, caplog):
+    import logging
+
+    from cnnviz.gallery import build_site
+
+    path = make_manifest(tmp_path / "src", n_models=1, n_images=1)
+    doc = json.loads(path.read_text())
+    im = doc["images"][0]
+    im["results"].append({**im["results"][0], "model": "ghost"})
+    im["strips"].append({**im["strips"][0], "model": "ghost"})
+    path.write_text(json.dumps(doc))
+    with caplog.at_level(logging.WARNING, logger="cnnviz.gallery.build"):
+        site = build_site(path, tmp_path / "site").parent
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("result of unknown model 'ghost'" in w for w in warned) and any("strip of unknown model 'ghost'" in w for w in warned)
+    html = next(site.glob("image-*.html")).read_text()
+    assert html.count('<div class="strip"') == 1  # m0's; the ghost's strip is not drawn
+    assert "ghost" not in html

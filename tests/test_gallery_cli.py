@@ -70,6 +70,10 @@ def test_gallery_command_end_to_end(world):
     model_page = (out / "model-m0.html").read_text()
     for section in ("Filters: features.0", "Activation maps", "Receptive fields"):
         assert section in model_page
+    # m0 is the untrained simplecnn of seed 0, the draw --seed 0's sanity check re-initializes with: a note, no verdicts
+    assert 'id="sec-sanity"' not in model_page and any("untrained architecture drawn with seed 0" in n for n in doc["notes"])
+    assert 'id="sec-sanity"' in (out / "model-m1.html").read_text()
+    assert all('id="strips"' in p.read_text() for p in out.glob("image-*.html"))
 
     again = _invoke(args)  # the second build computes nothing new
     assert again.exit_code == 0
@@ -86,3 +90,15 @@ def test_bad_input_is_one_line_and_exit_2(world, tmp_path):
     assert not (tmp_path / "site").exists()
     r = _invoke(["gallery", "--model", a, "--name", "x", "--name", "y", "--out", str(tmp_path / "site")])
     assert r.exit_code == 2 and "--name" in r.output
+
+
+def test_no_strips_no_sanity_flags(world, tmp_path):
+    root, data, (_, b) = world
+    out = tmp_path / "site"
+    r = _invoke(["gallery", "--model", b, "--data", str(data), "--num-images", "2", "--out", str(out), "--maximize-steps", "2",
+                 "--max-classes", "1", "--no-compare", "--no-strips", "--no-sanity", "--cache", str(root / "cache"), "--json"])
+    assert r.exit_code == 0, r.output
+    pages = list(out.glob("image-*.html"))
+    assert len(pages) == 2 and not any('id="strips"' in p.read_text() for p in pages)
+    assert 'id="sec-sanity"' not in (out / "model-m0.html").read_text()
+    assert not any(".verdict" in p.read_text() or 'class="verdict' in p.read_text() for p in pages)

@@ -15,12 +15,13 @@ def test_every_method_is_registered_once_with_its_kind():
     from cnnviz.explain.cam import GRADIENT_METHODS, LIBRARY_METHODS, METHODS
 
     names = method_names()
-    assert len(names) == len(set(names)) == 20
-    assert set(GRADIENT_METHODS) == set(method_names(["cam"])) and len(GRADIENT_METHODS) == 6
+    assert len(names) == len(set(names)) == 22
+    assert set(GRADIENT_METHODS) | {"layercam-fused"} == set(method_names(["cam"])) and len(GRADIENT_METHODS) == 6
+    assert [n for n in names if REGISTRY[n].multi_layer] == ["layercam-fused"]
     assert set(LIBRARY_METHODS) == set(method_names(["library-cam"]))
-    assert set(METHODS) == set(GRADIENT_METHODS) | set(LIBRARY_METHODS)
+    assert set(METHODS) == set(GRADIENT_METHODS) | set(LIBRARY_METHODS) | {"layercam-fused"}
     assert set(ATTRIBUTION_METHODS) == set(method_names(["attribution"])) and len(ATTRIBUTION_METHODS) == 7
-    assert method_names(["baseline"]) == ["random"]
+    assert method_names(["baseline"]) == ["random", "edges"]
     for row in describe_methods():
         spec = REGISTRY[row["name"]]
         assert row["kind"] == spec.kind and row["summary"] and row["cost"]

@@ -21,6 +21,10 @@ def _ckpt(path: Path, seed: int, mode: str) -> str:
 
     torch.manual_seed(seed)
     model, info = build_model("simplecnn", num_classes=5, in_chans=3, arch_kwargs={"width": 4, "depth": 2}, input_size=(32, 32))
+    g = torch.Generator().manual_seed(100 + seed)
+    with torch.no_grad():  # "trained": not the untrained draw of any seed (the sanity verdict re-draws that)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
     info.class_names = list(CLASSES)
     info.mode = mode
     info.metrics = {"test_accuracy": 0.5 + 0.1 * seed, "train_seconds": 2.0 + seed}
@@ -74,8 +78,9 @@ def test_rebuild_computes_nothing_and_a_new_model_only_its_work(setup, tmp_path,
     cache = tmp_path / "cache"
     s1, m1, _ = _run(cache, [a], imgs)
     assert s1.computed and s1.hits == 0
-    assert len(count_cams) == len(imgs)  # one Grad-CAM per image, batch of 1 (memory bounded)
-    assert all(n == 1 for n in count_cams)
+    # one Grad-CAM per image, batch of 1 (memory bounded), and the sanity verdict's two batches
+    # (trained and half-randomized maps of all three images); the strips go through compute_cam_strip
+    assert sorted(count_cams) == [1] * len(imgs) + [len(imgs)] * 2
 
     count_cams.clear()
     s2, m2, _ = _run(cache, [a], imgs)
@@ -88,7 +93,7 @@ def test_rebuild_computes_nothing_and_a_new_model_only_its_work(setup, tmp_path,
     s3, m3, _ = _run(cache, [a, b], imgs)
     assert s3.computed, "model b is new work"
     assert {who for who, _ in s3.computed} == {"b"}  # nothing of a's is recomputed
-    assert len(count_cams) == len(imgs)  # b's Grad-CAMs only
+    assert sorted(count_cams) == [1] * len(imgs) + [len(imgs)] * 2  # b's Grad-CAMs only
     # the same images and the same architecture: displays and the analytic receptive field are shared
     assert sorted(set(m for _, m in s3.computed)) == sorted(set(m for _, m in s1.computed) - {"display", "receptive"})
     assert [r["model"] for r in m3["images"][0]["results"]] == ["m0", "m0", "m1", "m1"]
@@ -207,7 +212,10 @@ def test_manifest_renders_to_a_site(setup, tmp_path):
     assert m["models"][1]["accuracy"] == pytest.approx(0.6) and m["models"][1]["mode"] == "lpft"
     index = build_site(path, tmp_path / "site")
     html = (index.parent / "image-{}.html".format(m["images"][0]["id"])).read_text()
-    assert html.count('class="tile cam"') == 4  # 2 models x (gradcam, saliency)
+    methods = html.split('id="strips"')[0]
+    assert methods.count('class="tile cam"') == 4  # 2 models x (gradcam, saliency)
+    assert methods.count('class="verdict verdict-') == 4  # each with its model's sanity verdict
+    assert html.count('class="strip"') == 2  # one strip per model
     assert "<script>alert" not in html
 
 
@@ -274,3 +282,64 @@ def test_one_name_for_two_models_is_refused(setup, tmp_path):
     with pytest.raises(CnnvizError, match="--name 'x' is given to two models"):
         Report(tmp_path / "cache").run([ModelSource(a, "x"), ModelSource(b, "x")], [])
     assert not (tmp_path / "cache").exists()
+
+
+def test_gallery_strips_and_sanity_verdicts(setup, tmp_path):
+    """Every image gets one strip per model (stage outputs, shallow to deep) and every method its model's
+    sanity verdict: the one `cnnviz sanity` gives for the gallery's images and seed."""
+    import torch
+
+    from cnnviz.explain.cam import strip_layers
+    from cnnviz.explain.sanity import cascading_randomization
+    from cnnviz.images import load_image, preprocess
+    from cnnviz.models import load_model
+
+    root, a, b, imgs = setup
+    s, m, path = _run(tmp_path / "cache", [a, b], imgs, seed=3)
+    model, info = load_model(a)
+    stages = strip_layers(model, "stages", info.input_size)
+    for im in m["images"]:
+        assert [st["model"] for st in im["strips"]] == ["m0", "m1"]
+        for st in im["strips"]:
+            assert [ly["layer"] for ly in st["layers"]] == stages and st["method"] == "gradcam"
+            assert all((path.parent / ly["heat"]).is_file() for ly in st["layers"])
+    x = torch.cat([preprocess(load_image(p), info) for p in imgs])
+    full = cascading_randomization(model, x, ["gradcam", "saliency"], info=info, seed=3, keep_maps=False)
+    got = {v["method"]: v for v in m["models"][0]["sanity"]}
+    for ms in full.methods:
+        want = ms.verdict
+        for key in ("passes", "step", "step_index", "measure"):
+            assert got[ms.method][key] == want[key], (ms.method, key)
+        assert got[ms.method]["mean"] == pytest.approx(want["mean"], abs=1e-6)
+        assert got[ms.method]["images"] == len(imgs) and got[ms.method]["seed"] == 3
+    # cached like every result: a rebuild computes nothing, a new seed recomputes only the verdicts
+    s2, _, _ = _run(tmp_path / "cache", [a, b], imgs, seed=3)
+    assert s2.computed == []
+    s3, _, _ = _run(tmp_path / "cache", [a, b], imgs, seed=4)
+    assert {meth for _, meth in s3.computed} >= {"sanity:gradcam", "sanity:saliency"}
+    assert not any(meth.startswith("strip:") for _, meth in s3.computed)
+    # off switches
+    s4, m4, _ = _run(tmp_path / "cache", [a], imgs[:1], strips=False, sanity=False)
+    assert m4["images"][0]["strips"] == [] and m4["models"][0]["sanity"] == []
+
+
+def test_an_untrained_draw_of_the_seed_gets_a_note_not_a_verdict(tmp_path):
+    """A model that IS the untrained architecture for the report's seed: re-initializing changes nothing,
+    so every map would "fail". The gallery says so in a note (the CLI refuses it, exit 2) instead."""
+    import torch
+
+    from cnnviz.explain.sanity import UnchangedWeights, sanity_verdicts
+    from cnnviz.models import build_model, load_model, save_model
+
+    torch.manual_seed(0)
+    model, info = build_model("simplecnn", num_classes=5, in_chans=3, arch_kwargs={"width": 4, "depth": 2}, input_size=(32, 32))
+    p = tmp_path / "untrained.pt"
+    save_model(p, model, info)
+    img = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(img)
+    s, m, _ = _run(tmp_path / "cache", [str(p)], [img], seed=0)
+    assert m["models"][0]["sanity"] == [] and any("untrained architecture drawn with seed 0" in n for n in s.notes)
+    s, m, _ = _run(tmp_path / "cache", [str(p)], [img], seed=1)
+    assert [v["method"] for v in m["models"][0]["sanity"]] == ["gradcam", "saliency"]
+    with pytest.raises(UnchangedWeights, match="Use another --seed"):
+        sanity_verdicts(load_model(str(p))[0], torch.zeros(1, 3, 32, 32), ["gradcam"], info=info, seed=0)

@@ -365,3 +365,110 @@ def test_cli_some_unreadable_exit_3(folder, tmp_path, one_thread):
     assert "bad.png" in r.stderr
     doc = json.loads((out / "sanity.json").read_text())
     assert doc["images"] == 2 and doc["cascade"] == ["classifier", "features"]
+
+
+# -- the verdict where users choose a method --------------------------------------------------------
+def test_verdict_only_equals_the_cascades_verdict(trained_cnn, one_thread):
+    """``sanity_verdicts`` randomizes the top half in one go: the same weights as the cascade's step k,
+    so the same maps, numbers and verdict, for a CAM, signed attributions and a baseline."""
+    from cnnviz.explain.sanity import sanity_verdicts
+
+    model, info, x, _ = trained_cnn
+    methods = ["gradcam", "saliency", "guided-backprop", "edges"]
+    full = cascading_randomization(model, x, methods, info=info, seed=4, keep_maps=False)
+    quick = sanity_verdicts(model, x, methods, info=info, seed=4)
+    k = quick.methods[0].verdict_index
+    assert k == 3 and quick.mode == "verdict" and quick.cascade == full.cascade
+    for a, b in zip(full.methods, quick.methods):
+        assert b.verdict == a.verdict, a.method
+        np.testing.assert_array_equal(b.steps[0].spearman, a.steps[k - 1].spearman)
+        assert b.steps[0].randomized == pytest.approx(a.steps[k - 1].randomized)
+    assert [m.verdict["passes"] for m in quick.methods] == [True, True, False, False]
+    other = sanity_verdicts(model, x, ["gradcam"], info=info, seed=5)  # another seed: other random weights
+    assert not np.array_equal(other.methods[0].steps[0].spearman, quick.methods[0].steps[0].spearman)
+
+
+def test_public_api_sanity(trained_cnn, one_thread):
+    import cnnviz
+
+    model, info, x, _ = trained_cnn
+    res = cnnviz.sanity(model, x[:4], "gradcam,edges", info=info, keep_maps=False)
+    assert [m.method for m in res.methods] == ["gradcam", "edges"] and len(res.methods[0].steps) == len(res.cascade)
+    quick = cnnviz.sanity(model, x[:4], "gradcam,edges", info=info, verdict_only=True)
+    assert [m.verdict for m in quick.methods] == [m.verdict for m in res.methods]
+    from cnnviz.explain.result import MethodError
+
+    with pytest.raises(MethodError, match="Did you mean: gradcam"):
+        cnnviz.sanity(model, x[:2], "gradcamm", info=info)
+
+
+@pytest.fixture
+def ckpt_and_images(tmp_path: Path):
+    from cnnviz.models import build_model, save_model
+
+    torch.manual_seed(0)
+    model, info = build_model("simplecnn", num_classes=4, arch_kwargs={"width": 4, "depth": 2}, input_size=(32, 32))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    ck = tmp_path / "m.pt"
+    save_model(ck, model, info)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"i{i}.png")
+    return str(ck), d
+
+
+def test_faithfulness_shows_the_verdict_cnnviz_sanity_gives(ckpt_and_images, tmp_path, one_thread):
+    ck, d = ckpt_and_images
+    methods = "gradcam,saliency,random"
+    r = run("sanity", str(d), "--model", ck, "--methods", methods, "--seed", "5", "--batch-size", "1", "--no-figures",
+            "--out", str(tmp_path / "s"), "--json")
+    assert r.exit_code == 0, r.output
+    want = {row["method"]: row["verdict"] for row in json.loads(r.stdout.strip().splitlines()[-1])}
+    out = tmp_path / "f"
+    r = run("faithfulness", str(d), "--model", ck, "--methods", methods, "--seed", "5", "--steps", "4", "--no-road",
+            "--out", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    got = {row["method"]: row["sanity"] for row in doc["ranking"]}
+    assert set(got) == set(want)
+    for m in want:
+        for key in ("passes", "step", "step_index", "measure", "threshold"):
+            assert got[m][key] == want[m][key], (m, key)
+        assert got[m]["mean"] == pytest.approx(want[m]["mean"], abs=1e-6)
+    assert got["random"]["passes"] is False  # the model-independent map fails, as it must
+    assert doc["sanity"]["images"] == 4 and doc["sanity"]["seed"] == 5 and "passes" in doc["sanity"]["rule"]
+    table = (out / "faithfulness.md").read_text()
+    assert "sanity |" in table and "fails (rho 1.00)" in table
+    r = run("faithfulness", str(d / "i0.png"), "--model", ck, "--methods", "gradcam", "--no-road", "--no-sanity", "--steps", "2",
+            "--out", str(tmp_path / "f2"), "--json")
+    assert r.exit_code == 0 and "sanity" not in json.loads(r.stdout) and "sanity" not in json.loads(r.stdout)["ranking"][0]
+
+
+def test_label_randomization_compares_two_models_and_checks_targets(tiny_cnn, one_thread):
+    """The data-randomization comparison: a model against itself keeps its maps (Spearman 1), against
+    another model it does not; targets default to the real-label model's top-1 and are checked; neither
+    model is modified."""
+    from cnnviz.errors import TargetError
+    from cnnviz.explain.sanity import top1
+    from cnnviz.explain.sanity_data import label_randomization
+    from cnnviz.models import build_model
+
+    a, info = tiny_cnn
+    torch.manual_seed(1)
+    b, _ = build_model("simplecnn", num_classes=5, in_chans=3, arch_kwargs={"width": 4, "depth": 2}, input_size=(32, 32))
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    same = label_randomization(a, a, x, ["gradcam", "saliency"], info=info)
+    assert same.targets == top1(a, x) and same.layer is not None
+    for m in same.methods:
+        np.testing.assert_allclose(m.steps[0].spearman, 1.0, atol=1e-5)
+    other = label_randomization(a, b, x, ["gradcam", "saliency"], info=info, targets=[0, 1, 2], keep_maps=False)
+    assert other.targets == [0, 1, 2] and all(m.maps is None for m in other.methods)
+    assert all(float(np.mean(m.steps[0].spearman)) < 0.9 for m in other.methods)
+    assert all(torch.equal(v, before[k]) for k, v in a.state_dict().items())
+    with pytest.raises(TargetError, match="class index 7 is out of range"):
+        label_randomization(a, b, x, ["gradcam"], info=info, targets=[0, 1, 7])

@@ -75,15 +75,29 @@ def prelogits_layer(model: nn.Module, order: Sequence[str], shapes: dict[str, tu
     return min(reversed(run), key=lambda n: n.count(".")) if run else None
 
 
-def default_layers(model: nn.Module, info: Any, n: int = 5) -> list[str]:
-    """``n`` evenly spaced stage outputs plus the pre-logits features (see the module docstring)."""
-    order, shapes = forward_shapes(model, tuple(info.input_size))
+def stage_outputs(model: nn.Module, input_size: tuple[int, ...], n: int = 5) -> list[str]:
+    """``n`` evenly spaced spatial stage outputs, in forward order, for an input of ``input_size`` ``(C, H, W)``.
+
+    What ``default_layers`` compares before the pre-logits vector, and what ``cnnviz gradcam --layers
+    stages`` draws (EfficientNet-Lite0 at 224 px: ``bn1, blocks.1, blocks.3, blocks.5, bn2``).
+    """
+    return _stages(model, *forward_shapes(model, tuple(input_size)), n)
+
+
+def _stages(model: nn.Module, order: Sequence[str], shapes: dict[str, tuple[int, ...]], n: int) -> list[str]:
     stages = stage_layers(model, order, shapes)
     if not stages:  # unusual model: fall back to any spatial layer
         stages = [o for o in order if len(shapes[o]) == 4 and shapes[o][2] * shapes[o][3] > 1]
     if len(stages) > n:
         idx = np.unique(np.round(np.linspace(0, len(stages) - 1, n)).astype(int))
         stages = [stages[i] for i in idx]
+    return stages
+
+
+def default_layers(model: nn.Module, info: Any, n: int = 5) -> list[str]:
+    """``n`` evenly spaced stage outputs plus the pre-logits features (see the module docstring)."""
+    order, shapes = forward_shapes(model, tuple(info.input_size))
+    stages = _stages(model, order, shapes, n)
     pre = prelogits_layer(model, order, shapes)
     out = stages + ([pre] if pre and pre not in stages else [])
     if not out:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.render import new_figure, overlay, save_figure, titled
+from cnnviz.render import as_rgb, new_figure, overlay, save_figure, titled
 
 log = logging.getLogger(__name__)
 
@@ -362,12 +362,6 @@ def summary_figure(comp: Any) -> Any:
 
 
 # -- writing --------------------------------------------------------------------------------------
-def _rgb(img: Any) -> np.ndarray:
-    """PIL image (or array) -> ``(H, W, 3) uint8``."""
-    a = np.asarray(img.convert("RGB")) if hasattr(img, "convert") else np.asarray(img, dtype=np.uint8)
-    return np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
-
-
 def write_all(comp: Any, out: Path, max_examples: int = 6) -> list[Path]:
     """Write every figure of ``comp`` (a ``Comparison``) under ``out``; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -397,7 +391,7 @@ def write_all(comp: Any, out: Path, max_examples: int = 6) -> list[Path]:
             imgs, caps = [], []
             for idx, _, _, _ in worst:
                 img, y = comp.dataset[idx]
-                imgs.append(_rgb(img))
+                imgs.append(as_rgb(img))
                 caps.append(f"#{idx} {cn[y] if 0 <= y < len(cn) else y}")
             pic = agreement_examples_image(imgs, [w[2] for w in worst], [w[3] for w in worst], [w[1] for w in worst], caps)
             paths.append(titled(pic, "Least Grad-CAM agreement", out / f"agreement-{pos[a]}-{pos[b]}.png",
@@ -410,7 +404,7 @@ def write_all(comp: Any, out: Path, max_examples: int = 6) -> list[Path]:
             ex = p["examples"][: 2 * max_examples]
             if not ex or comp.dataset is None:
                 continue
-            imgs = [_rgb(comp.dataset[e["index"]][0]) for e in ex]
+            imgs = [as_rgb(comp.dataset[e["index"]][0]) for e in ex]
             caps = [f"{_short(cn[e['label']], 9)}: A {_short(cn[e['pred_a']], 9)} B {_short(cn[e['pred_b']], 9)}" for e in ex]
             paths.append(titled(image_grid(imgs, caps, tile_px=160), "Images the models classify differently (true: A's / B's prediction)",
                                 out / f"disagreements-{pos[p['a']]}-{pos[p['b']]}.png", subtitle=f"A: {_short(p['a'], 40)}   B: {_short(p['b'], 40)}"))

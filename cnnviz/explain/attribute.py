@@ -142,13 +142,13 @@ class Attributor:
 
     def __call__(self, x: torch.Tensor, targets: Sequence[int] | None = None) -> Explanation:
         """Attributions of ``x`` ``(B, C, H, W)`` for ``targets`` (None: top-1 per image)."""
-        from cnnviz.explain.cam import _check_targets
+        from cnnviz.explain.inputs import check_targets
         from cnnviz.probe import frozen, model_device
 
         x = x.detach().to(model_device(self.model)).float()
         with torch.no_grad():
             logits = self.model(x).float()
-        t = _check_targets(targets, x.shape[0], logits.shape[1])
+        t = check_targets(targets, x.shape[0], logits.shape[1])
         t = logits.argmax(1).tolist() if t is None else t
         with frozen(self.model), warnings.catch_warnings():  # frozen: no captum hook outlives the call
             warnings.simplefilter("ignore")  # captum warns on every call that it sets hooks

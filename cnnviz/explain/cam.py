@@ -33,14 +33,15 @@ import torch
 from torch import nn
 
 from cnnviz.errors import LayerError, TargetError
-from cnnviz.explain.methods import CAM_KINDS, get_method, method_names
-from cnnviz.explain.result import Explanation, MethodError  # noqa: F401  (MethodError: re-exported)
+from cnnviz.explain.inputs import check_targets
+from cnnviz.explain.methods import CAM_KINDS, REGISTRY, get_method, method_names
+from cnnviz.explain.result import CamStrip, Explanation, MethodError  # noqa: F401  (MethodError: re-exported)
 from cnnviz.probe import LayerProbe, frozen, hook_count, model_device, output_layout, to_nchw  # noqa: F401  (hook_count: re-exported)
 
 log = logging.getLogger(__name__)
 
 #: computed natively (LayerProbe, backward stops at the layer) -- see cnnviz.explain.methods
-GRADIENT_METHODS = tuple(method_names(["cam"]))
+GRADIENT_METHODS = tuple(m for m in method_names(["cam"]) if not REGISTRY[m].multi_layer)
 #: computed by pytorch-grad-cam inside cnnviz.probe.frozen (name -> class name in pytorch_grad_cam)
 LIBRARY_METHODS = {
     "eigencam": "EigenCAM",
@@ -186,20 +187,6 @@ def normalize_maps(cam: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return cam.clamp(0, 1).detach().cpu().numpy().astype(np.float32, copy=False)
 
 
-def _check_targets(targets: Sequence[int] | None, b: int, num_classes: int) -> list[int] | None:
-    if targets is None:
-        return None
-    t = [int(v) for v in targets]
-    if len(t) == 1 and b > 1:
-        t = t * b
-    if len(t) != b:
-        raise TargetError(f"{len(t)} targets for a batch of {b} images")
-    for v in t:
-        if not 0 <= v < num_classes:
-            raise TargetError(f"class index {v} is out of range: the model has {num_classes} classes (0-{num_classes - 1}).")
-    return t
-
-
 def compute_cams(
     model: nn.Module,
     x: torch.Tensor,
@@ -217,35 +204,159 @@ def compute_cams(
     is left as found (hooks removed, training flags and ``requires_grad`` restored, no parameter
     ``.grad`` written). ``cnnviz.explain.methods.Explainer`` is the general entry point.
     """
-    get_method(method, CAM_KINDS)
+    spec = get_method(method, CAM_KINDS)
     if x.dim() != 4:
         raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
+    if spec.multi_layer:
+        layers = strip_layers(model, layer or "stages", tuple(x.shape[1:]))
+        return compute_fused_cams(model, x, layers, targets=targets)
     layer = layer or default_cam_layer(model, info)
     x = x.to(model_device(model))
     if method in GRADIENT_METHODS:
-        return _gradient_cams(model, x, layer, method, targets)
+        cams, t, probs = _layer_cams(model, x, [layer], method, targets)
+        maps = normalize_maps(cams[layer], tuple(x.shape[-2:]))
+        return Explanation(maps=maps, targets=t, probs=probs, method=method, layer=layer)
     return _library_cams(model, x, layer, method, targets, batch_size)
 
 
-def _gradient_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, targets: Sequence[int] | None) -> Explanation:
-    with LayerProbe(model, [layer], grad=True) as probe:
-        reshape = layer_reshape(model, layer, x.shape[-2:])
+def _layer_cams(model: nn.Module, x: torch.Tensor, layers: Sequence[str], method: str,
+                targets: Sequence[int] | None) -> tuple[dict[str, torch.Tensor], list[int], np.ndarray]:
+    """``method``'s CAM at every layer of ``layers`` before ReLU/normalization, ``{layer: (B, h, w)}``,
+    plus the targets and ``(B, K)`` probs: ONE forward pass and ONE backward, from the logits down
+    to the shallowest layer (each probed output is re-rooted or kept in the graph by ``LayerProbe``)."""
+    with LayerProbe(model, list(layers), grad=True) as probe:
         logits = probe.run(x)
-        if layer not in probe.activations:
-            raise LayerError(f"layer {layer!r} did not run in the forward pass; pick another (see `cnnviz layers`).")
-        t = _check_targets(targets, x.shape[0], logits.shape[1])
+        for layer in layers:
+            if layer not in probe.activations:
+                raise LayerError(f"layer {layer!r} did not run in the forward pass; pick another (see `cnnviz layers`).")
+        t = check_targets(targets, x.shape[0], logits.shape[1])
         t = logits.argmax(1).tolist() if t is None else t
         idx = torch.tensor(t, device=logits.device)[:, None]
         score = logits.gather(1, idx).sum()  # batch items are independent in eval mode: one backward for all
-        grads = probe.gradients(score)[layer]
-        acts = probe.activations[layer]
+        grads = probe.gradients(score)  # one autograd.grad call for every probed layer
+        cams = {}
         with torch.no_grad():
-            a = _as_maps(acts.detach(), layer, reshape)
-            g = _as_maps(grads, layer, reshape)
-            maps = normalize_maps(cam_from_gradients(a, g, method), tuple(x.shape[-2:]))
+            for layer in layers:
+                reshape = layer_reshape(model, layer, x.shape[-2:])
+                a = _as_maps(probe.activations[layer].detach(), layer, reshape)
+                g = _as_maps(grads[layer], layer, reshape)
+                cams[layer] = cam_from_gradients(a, g, method)
             probs = torch.softmax(logits.detach().float(), 1).cpu().numpy()
         probe.clear()
-    return Explanation(maps=maps, targets=list(t), probs=probs, method=method, layer=layer)
+    return cams, list(t), probs
+
+
+# -- several layers ------------------------------------------------------------------------------
+def strip_layers(model: nn.Module, layers: "str | Sequence[str]", input_size: Sequence[int]) -> list[str]:
+    """``layers`` -> checked spatial layers in forward order (shallow to deep).
+
+    ``"stages"``: the spatial stage outputs ``cnnviz compare`` uses (``cnnviz.compare.layersel.stage_outputs``;
+    for a ViT, five evenly spaced blocks' ``norm1``). A comma-separated string or a list: those names
+    (close-match hints for typos), de-duplicated and sorted by when they run. A layer whose output
+    is not a spatial map (``classifier``, a pooled vector, a 1x1 map) is a ``LayerError``, before any work.
+    """
+    from cnnviz.layers import resolve_layer
+    from cnnviz.probe import trace_shapes
+
+    size = tuple(int(v) for v in input_size)
+    if isinstance(layers, str) and layers.strip() == "stages":
+        if is_vit(model):
+            n = len(model.blocks)
+            names = [f"blocks.{i}.norm1" for i in sorted({round(k * (n - 1) / 4) for k in range(5)})]
+        else:
+            from cnnviz.compare.layersel import stage_outputs
+
+            names = stage_outputs(model, size)
+    else:
+        items = layers.split(",") if isinstance(layers, str) else list(layers)
+        names = list(dict.fromkeys(str(v).strip() for v in items if str(v).strip()))
+    if not names:
+        raise LayerError("no layers given: name them (comma-separated) or use 'stages'.")
+    for n in names:
+        resolve_layer(model, n)
+    t = trace_shapes(model, size, names)
+    tokens_ok = is_vit(model)
+    for n in names:
+        if n not in t.shapes:
+            raise LayerError(f"layer {n!r} did not run in the forward pass; pick another (see `cnnviz layers`).")
+        s = t.shapes[n]
+        lay = t.layout(n, model)
+        if lay == "tokens" and tokens_ok:
+            continue
+        hw = (s[2], s[3]) if lay == "NCHW" else (s[1], s[2]) if lay == "NHWC" else None
+        if hw is None or hw[0] * hw[1] <= 1:
+            raise LayerError(f"layer {n!r} outputs shape {tuple(s[1:])} at input size {size[1:]}, not a spatial map; "
+                             "a CAM needs one (see `cnnviz layers`).")
+    return sorted(names, key=t.order.index)
+
+
+def compute_cam_strip(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *, method: str = "gradcam",
+                      targets: Sequence[int] | None = None, batch_size: int = 32) -> CamStrip:
+    """``method``'s CAM of ``x`` ``(B, C, H, W)`` at every layer of ``layers`` -> ``CamStrip`` (maps
+    ``(B, L, H, W)`` in [0, 1] at x's size, layers as given: pass them through ``strip_layers``).
+
+    Gradient CAMs: one forward + one backward for all layers. pytorch-grad-cam's CAMs take one layer
+    per call (it would fuse them), so they run once per layer, for the same targets.
+    """
+    spec = get_method(method, CAM_KINDS)
+    if spec.multi_layer:
+        raise MethodError(f"{method} fuses layers into one map; a strip takes a one-layer CAM such as gradcam.")
+    if x.dim() != 4:
+        raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
+    layers = list(layers)
+    x = x.to(model_device(model))
+    hw = tuple(x.shape[-2:])
+    if method in GRADIENT_METHODS:
+        cams, t, probs = _layer_cams(model, x, layers, method, targets)
+        maps = np.stack([normalize_maps(cams[n], hw) for n in layers], axis=1)
+        grids = [tuple(int(v) for v in cams[n].shape[-2:]) for n in layers]
+    else:
+        first = _library_cams(model, x, layers[0], method, targets, batch_size)
+        t, probs = first.targets, first.probs
+        maps = np.stack([first.maps, *(_library_cams(model, x, n, method, t, batch_size).maps for n in layers[1:])], axis=1)
+        grids = _grids(model, layers, tuple(x.shape[1:]))
+    return CamStrip(maps=maps.astype(np.float32, copy=False), layers=layers, targets=list(t), probs=probs, method=method,
+                    grids=grids)  # type: ignore[arg-type]
+
+
+def _grids(model: nn.Module, layers: Sequence[str], input_size: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Each layer's spatial ``(h, w)`` (one traced zero image)."""
+    from cnnviz.probe import trace_shapes
+
+    t = trace_shapes(model, input_size, layers)
+    out = []
+    for n in layers:
+        s, lay = t.shapes[n], t.layout(n, model)
+        if len(s) == 3:  # ViT tokens: the square grid of the patch tokens
+            g = int(round((s[1] - int(getattr(model, "num_prefix_tokens", 1))) ** 0.5))
+            out.append((g, g))
+        else:
+            out.append((int(s[1]), int(s[2])) if lay == "NHWC" else (int(s[2]), int(s[3])))
+    return out
+
+
+def compute_fused_cams(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *, targets: Sequence[int] | None = None,
+                       gamma: float = 2.0) -> Explanation:
+    """LayerCAM fused over ``layers`` (Jiang et al. 2021, as torchcam's ``LayerCAM.fuse_cams``): each
+    layer's LayerCAM is ReLU'd and min-max scaled, scaled by ``tanh(gamma * map)`` (Eq. 9: shallow
+    layers' small values are lifted), resized to the finest layer's grid and fused by elementwise
+    maximum; the result is min-max scaled to [0, 1] at x's size. One forward + one backward."""
+    x = x.to(model_device(model))
+    cams, t, probs = _layer_cams(model, x, list(layers), "layercam", targets)
+    grids = [tuple(c.shape[-2:]) for c in cams.values()]
+    fine = (max(g[0] for g in grids), max(g[1] for g in grids))
+    fused = None
+    with torch.no_grad():
+        for layer in layers:
+            c = cams[layer].float().clamp_min(0)
+            c = c - c.flatten(1).min(1).values[:, None, None]
+            c = c / (c.flatten(1).max(1).values[:, None, None] + 1e-7)
+            c = torch.tanh(float(gamma) * c)
+            if tuple(c.shape[-2:]) != fine:
+                c = torch.nn.functional.interpolate(c[:, None], size=fine, mode="bilinear", align_corners=False)[:, 0]
+            fused = c if fused is None else torch.maximum(fused, c)
+    maps = normalize_maps(fused, tuple(x.shape[-2:]))
+    return Explanation(maps=maps, targets=t, probs=probs, method="layercam-fused", layer=",".join(layers))
 
 
 # -- pytorch-grad-cam, with its rough edges filed off -------------------------------------------
@@ -275,7 +386,7 @@ def _library_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, ta
     with frozen(model), _quiet():
         with torch.no_grad():
             logits = model(x).float()
-        t = _check_targets(targets, x.shape[0], logits.shape[1])
+        t = check_targets(targets, x.shape[0], logits.shape[1])
         t = logits.argmax(1).tolist() if t is None else t
         kwargs: dict = {}
         if method == "ablationcam" and (vit or _layout(model, layer, x) != "NCHW"):

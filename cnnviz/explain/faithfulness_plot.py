@@ -8,13 +8,26 @@ from typing import Any
 import numpy as np
 
 
+def verdict_text(v: dict | None) -> str:
+    """A sanity verdict (``cnnviz.explain.sanity.verdict``) in a few words: ``passes (rho 0.12)``."""
+    if not v or v.get("mean") is None:
+        return "-"
+    word = {True: "passes", False: "fails", None: "unclear"}[v.get("passes")]
+    return f"{word} (rho {v['mean']:.2f})"
+
+
 def markdown_table(rows: Sequence[dict]) -> str:
-    """Ranked method rows (``rank_methods`` output) as a Markdown table."""
-    head = "| rank | method | deletion AUC (lower better) | insertion AUC (higher better) | ROAD (higher better) | seconds |\n|---:|---|---:|---:|---:|---:|"
-    lines = [head]
+    """Ranked method rows (``rank_methods`` output) as a Markdown table; a sanity column when the rows have verdicts."""
+    sanity = any("sanity" in r for r in rows)
+    head = "| rank | method | deletion AUC (lower better) | insertion AUC (higher better) | ROAD (higher better) | seconds |"
+    rule = "|---:|---|---:|---:|---:|---:|"
+    if sanity:
+        head, rule = head + " sanity |", rule + "---|"
+    lines = [head, rule]
     for r in rows:
         road = "-" if r.get("road") is None else f"{r['road']:.3f}"
-        lines.append(f"| {r['rank']} | {r['method']} | {r['deletion_auc']:.3f} | {r['insertion_auc']:.3f} | {road} | {r['seconds']:.2f} |")
+        line = f"| {r['rank']} | {r['method']} | {r['deletion_auc']:.3f} | {r['insertion_auc']:.3f} | {road} | {r['seconds']:.2f} |"
+        lines.append(line + (f" {verdict_text(r.get('sanity'))} |" if sanity else ""))
     return "\n".join(lines)
 
 

@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import TargetError, close_matches
-from cnnviz.explain.result import Explanation, MethodError
+from cnnviz.errors import close_matches
+from cnnviz.explain.inputs import Inputs, check_targets, map_at, names_of, resolve_targets, to_batch  # noqa: F401  (re-exported)
+from cnnviz.explain.result import CamStrip, Explanation, MethodError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class MethodSpec:
         gradients: it needs a backward pass through the model.
         signed: ``Explanation.raw`` holds its signed ``(B, C, H, W)`` attributions.
         cost: what one batch costs, roughly.
+        multi_layer: it fuses maps of several layers (``layer=`` takes a list or ``"stages"``;
+            default the stage outputs ``cnnviz compare`` uses).
     """
 
     name: str
@@ -68,6 +71,7 @@ class MethodSpec:
     gradients: bool = True
     signed: bool = False
     cost: str = ""
+    multi_layer: bool = False
 
 
 REGISTRY: dict[str, MethodSpec] = {}
@@ -91,6 +95,10 @@ for _name, _summary in (
     ("gradcam-elementwise", "Grad-CAM elementwise: ReLU(gradient x activation) summed over channels"),
 ):
     _register(MethodSpec(_name, "cam", "cnnviz", _summary, layer=True, cost=_FLOOR))
+_register(MethodSpec("layercam-fused", "cam", "cnnviz",
+                     "LayerCAM fused over several layers: tanh-scaled per-layer maps, elementwise max (Jiang et al. 2021)",
+                     {"gamma": 2.0}, layer=True, multi_layer=True,
+                     cost="1 forward + one backward from the logits to the shallowest layer"))
 
 # name -> (summary, options, uses gradients, cost)
 _LIBRARY: dict[str, tuple[str, dict[str, Any], bool, str]] = {
@@ -123,6 +131,9 @@ _register(MethodSpec("deeplift", "attribution", "captum", "DeepLift: rescale rul
                      signed=True, cost="2 forwards + full backward"))
 _register(MethodSpec("random", "baseline", "cnnviz", "Random: a seeded uniform map, the reference any method should beat",
                      {"seed": 0}, gradients=False, cost="1 forward (for the targets)"))
+_register(MethodSpec("edges", "baseline", "cnnviz",
+                     "Edges: Sobel gradient magnitude of the input, a model-independent edge detector (Adebayo et al. 2018)",
+                     gradients=False, cost="1 forward (for the targets)"))
 del _name, _summary, _opts, _grad, _cost
 
 # options that must be positive whole numbers when given (None keeps the method's own default)
@@ -134,19 +145,48 @@ def method_names(kinds: Sequence[str] | None = None) -> list[str]:
     return [n for n, s in REGISTRY.items() if kinds is None or s.kind in kinds]
 
 
-def get_method(name: str, kinds: Sequence[str] | None = None) -> MethodSpec:
-    """The spec of ``name``; ``MethodError`` (with close matches, and where it does belong) otherwise."""
+def get_method(name: str, kinds: Sequence[str] | None = None, *, option: str | None = None,
+               uses: Mapping[str, str] | None = None) -> MethodSpec:
+    """The spec of ``name``; ``MethodError`` (with close matches, and where it does belong) otherwise.
+
+    The one place a method name is checked. ``kinds`` limits the names allowed here; ``option``
+    (e.g. ``"--cam"``) starts the message with the setting that was given; ``uses`` maps a kind to
+    where that kind is accepted instead (``{"attribution": "--attribute"}``), for the hint.
+    """
     allowed = method_names(kinds)
     spec = REGISTRY.get(name)
     if spec is not None and name in allowed:
         return spec
+    head = f"{option} {name!r}" if option else f"{name!r}"
     if spec is not None:  # a real method, used where it does not belong
+        if uses and spec.kind in uses:
+            raise MethodError(f"{head}: that is {_a(spec.kind)} method ({spec.source}), not one of: {', '.join(allowed)}; "
+                              f"pass it to {uses[spec.kind]}.")
         where = "cnnviz attribute" if spec.kind == "attribution" else "cnnviz gradcam" if spec.kind in CAM_KINDS else "cnnviz faithfulness"
-        raise MethodError(f"{name!r} is a {spec.kind} method ({spec.source}), not one of: {', '.join(allowed)}. "
+        raise MethodError(f"{head} is {_a(spec.kind)} method ({spec.source}), not one of: {', '.join(allowed)}. "
                           f"Use it with `{where} --method {name}` or cnnviz.explain(..., {name!r}).")
     found = close_matches(str(name), allowed, 3)
     hint = f" Did you mean: {', '.join(found)}?" if found else ""
-    raise MethodError(f"unknown method {name!r}.{hint} Choose from: {', '.join(allowed)}.")
+    what = f"{head} is not a method" if option else f"unknown method {name!r}"
+    raise MethodError(f"{what}.{hint} Choose from: {', '.join(allowed)}.")
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def check_method_list(names: Sequence[str] | str, kinds: Sequence[str] | None = None, *, option: str | None = None,
+                      uses: Mapping[str, str] | None = None, allow_empty: bool = False) -> list[str]:
+    """Names (a list, or one comma-separated string) stripped, de-duplicated in order, each checked
+    by ``get_method``; an empty list is a ``MethodError`` unless ``allow_empty``."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    out = list(dict.fromkeys(str(m).strip() for m in items if m is not None and str(m).strip()))
+    if not out and not allow_empty:
+        what = option or "methods"
+        raise MethodError(f"{what} is empty: name at least one of {', '.join(method_names(kinds))}.")
+    for m in out:
+        get_method(m, kinds, option=option, uses=uses)
+    return out
 
 
 def check_options(spec: MethodSpec, options: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +199,9 @@ def check_options(spec: MethodSpec, options: dict[str, Any]) -> dict[str, Any]:
     for k, v in out.items():
         if k in _POSITIVE_INTS and v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
             raise MethodError(f"{spec.name}: {k} must be a whole number >= 1, got {v!r}.")
+    if "gamma" in out and not (isinstance(out["gamma"], (int, float)) and not isinstance(out["gamma"], bool)
+                               and 0 < float(out["gamma"]) <= 100):
+        raise MethodError(f"{spec.name}: gamma must be a number in (0, 100], got {out['gamma']!r}.")
     if "stdev" in out and not (isinstance(out["stdev"], (int, float)) and 0 <= float(out["stdev"]) <= 10):
         raise MethodError(f"{spec.name}: stdev is a fraction of the input range in [0, 10], got {out['stdev']!r}.")
     return out
@@ -167,90 +210,24 @@ def check_options(spec: MethodSpec, options: dict[str, Any]) -> dict[str, Any]:
 def describe_methods(kinds: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One plain dict per method (name, kind, source, summary, options, layer, gradients, signed, cost)."""
     return [{"name": s.name, "kind": s.kind, "source": s.source, "summary": s.summary, "options": dict(s.options),
-             "layer": s.layer, "gradients": s.gradients, "signed": s.signed, "cost": s.cost}
+             "layer": s.layer, "gradients": s.gradients, "signed": s.signed, "cost": s.cost, "multi_layer": s.multi_layer}
             for s in REGISTRY.values() if kinds is None or s.kind in kinds]
 
 
-# -- maps back at the images' size -----------------------------------------------------------------
-def map_at(m: np.ndarray, hw: Sequence[int]) -> np.ndarray:
-    """A ``(h, w)`` map at ``hw = (H, W)``: bilinear, clipped to [0, 1], float32.
-
-    The one resize that ``Explanation.maps`` (for images), ``cnnviz gradcam --save-raw`` and the
-    overlays use, so a notebook and the CLI give the same numbers.
-    """
-    from cnnviz.images import resize_map
-
-    hw = (int(hw[0]), int(hw[1]))
-    m = np.asarray(m, dtype=np.float32)
-    if tuple(m.shape) != hw:
-        m = resize_map(m, hw)
-    return np.clip(m, 0.0, 1.0).astype(np.float32, copy=False)
-
-
-# -- inputs and targets --------------------------------------------------------------------------
-Inputs = Any  # (B, C, H, W) / (C, H, W) tensor, (H, W, 3) uint8 array, (B, H, W, 3) array, a PIL image, a path, or a list of them
-
-
-def _as_images(inputs: Inputs) -> list[np.ndarray] | None:
-    """The inputs as a list of ``(H, W, 3) uint8`` images, or None when they are a tensor."""
-    if hasattr(inputs, "dim") and hasattr(inputs, "dtype"):  # a torch.Tensor (without importing torch)
-        return None
-    if isinstance(inputs, (str, os.PathLike)) or hasattr(inputs, "__array_interface__"):  # a path, a PIL image
-        inputs = [inputs]
-    if isinstance(inputs, np.ndarray):
-        if inputs.ndim == 4:
-            return [np.asarray(a) for a in inputs]
-        inputs = [inputs]
-    if not isinstance(inputs, (list, tuple)) or not inputs:
-        raise MethodError(f"explain() takes a (B, C, H, W) tensor, an (H, W, 3) image, a path or a list of them; "
-                          f"got {type(inputs).__name__}{' (empty)' if isinstance(inputs, (list, tuple)) else ''}.")
-    from cnnviz.images import load_image
-
-    out = []
-    for a in inputs:
-        if isinstance(a, (str, os.PathLike)):
-            a = load_image(a)
-        a = np.asarray(a)
-        if a.ndim == 2:
-            a = np.repeat(a[..., None], 3, axis=2)
-        if a.ndim != 3 or a.shape[2] not in (3, 4):
-            raise MethodError(f"an image must be (H, W, 3) uint8 (cnnviz.load_image gives one); got shape {a.shape}.")
-        if a.dtype != np.uint8:
-            if np.issubdtype(a.dtype, np.floating) and float(np.nanmax(a)) <= 1.0:
-                a = (np.clip(np.nan_to_num(a), 0, 1) * 255 + 0.5).astype(np.uint8)
-            else:
-                raise MethodError(f"an image must be uint8 (0-255) or float in [0, 1]; got {a.dtype} up to {np.nanmax(a)}.")
-        out.append(np.ascontiguousarray(a[..., :3]))
-    return out
-
-
-def _targets(target: Any, b: int, info: Any) -> list[int] | None:
-    """``target`` (None, an index, a class name, or one per input) -> a list of B indices or None."""
-    if target is None:
-        return None
-    if hasattr(target, "tolist"):  # numpy / torch scalars and arrays
-        target = target.tolist()
-    items = list(target) if isinstance(target, (list, tuple)) else [target]
-    out = []
-    for t in items:
-        if isinstance(t, float) and t.is_integer():
-            t = int(t)
-        if isinstance(t, str):
-            if info is None:
-                raise TargetError(f"target {t!r} is a class name: pass info= (from cnnviz.load_model) to look it up.")
-            out.append(info.class_index(t))
-        elif isinstance(t, int) and not isinstance(t, bool):
-            out.append(info.class_index(t) if info is not None else t)  # the range is checked either way
-        else:
-            raise TargetError(f"target {t!r} is not a class index or a class name.")
-    if len(out) == 1 and b > 1:
-        out = out * b
-    if len(out) != b:
-        raise TargetError(f"{len(out)} targets for a batch of {b} inputs: give one, or one per input.")
-    return out
-
-
 # -- the explainer -------------------------------------------------------------------------------
+LayerSpec = Any  # a layer name, "stages", a comma-separated string or a list of names
+
+
+def _layer_list(layer: LayerSpec) -> list[str] | str | None:
+    """``"a,b"`` / ``["a", "b"]`` -> a list; ``"stages"`` and None stay as they are; one name -> that name."""
+    if layer is None or isinstance(layer, (list, tuple)):
+        return None if layer is None else [str(v).strip() for v in layer if str(v).strip()]
+    layer = str(layer)
+    if layer == "stages":
+        return layer
+    return [v.strip() for v in layer.split(",") if v.strip()] if "," in layer else layer
+
+
 class Explainer:
     """Any registered method, set up once for a model and called on batches.
 
@@ -261,12 +238,15 @@ class Explainer:
             to look up class names, and for the black-image baselines.
         layer: the spatial layer of CAMs and guided Grad-CAM (default: the last spatial one;
             a ViT's last ``norm1``). A layer whose output is not a spatial map is refused here.
+            Methods that fuse several layers (``layercam-fused``) take a list, a comma-separated
+            string or ``"stages"`` (the default: the stage outputs ``cnnviz compare`` uses). For
+            one map per layer use ``cam_strip``.
         size: ``(H, W)`` images are resized to for the model (default: ``info.input_size``).
         **options: the method's own options (``get_method(method).options``), e.g.
             ``n_steps=16`` for integrated gradients or ``window=16`` for occlusion.
     """
 
-    def __init__(self, model: Any, method: str = "gradcam", *, info: Any = None, layer: str | None = None,
+    def __init__(self, model: Any, method: str = "gradcam", *, info: Any = None, layer: LayerSpec = None,
                  size: Sequence[int] | None = None, **options: Any) -> None:
         self.spec = get_method(method)
         self.method = method
@@ -274,14 +254,29 @@ class Explainer:
         self.model, self.info = model, info
         self.size = (int(size[0]), int(size[1])) if size is not None else (tuple(info.input_size[1:]) if info is not None else None)
         self.layer: str | None = None
+        self.layers: list[str] = []  # the fused layers of a multi-layer method, shallow to deep
         if info is not None and self.size is not None and tuple(self.size) != tuple(info.input_size[1:]):
             from cnnviz.probe import check_input_size
 
             check_input_size(model, (info.input_size[0], *self.size))  # a size of the user's: refuse it before work
-        if self.spec.layer:
-            self.layer = self._layer(layer)
-        elif layer is not None:
-            log.debug("%s takes no layer; %r ignored", method, layer)
+        wanted = _layer_list(layer)
+        if self.spec.multi_layer:
+            from cnnviz.explain.cam import strip_layers
+
+            self.layers = strip_layers(model, wanted if wanted is not None else "stages", self._input_size())
+            self.layer = ",".join(self.layers)
+        elif isinstance(wanted, list) or wanted == "stages":
+            if len(wanted) == 1 and isinstance(wanted, list):
+                wanted = wanted[0]
+            else:
+                raise MethodError(f"{method} draws one layer's map; for a map per layer use "
+                                  f"cnnviz.cam_strip(model, inputs, layers={layer!r}, method={method!r}) "
+                                  f"(`cnnviz gradcam --layers`), or fuse them with method 'layercam-fused'.")
+        if not self.spec.multi_layer:
+            if self.spec.layer:
+                self.layer = self._layer(wanted)
+            elif wanted is not None:
+                log.debug("%s takes no layer; %r ignored", method, layer)
         if self.spec.kind == "attribution":
             if self.size is not None:
                 self._check_window(min(self.size))
@@ -290,12 +285,15 @@ class Explainer:
             # one private working copy of the model per Explainer, reused for every batch
             self._attributor = Attributor(model, method, info=info, layer=self.layer, **self.options)
 
+    def _input_size(self) -> tuple[int, int, int]:
+        c = self.info.input_size[0] if self.info is not None else 3
+        return (c, *(self.size or (224, 224)))
+
     def _layer(self, layer: str | None) -> str:
         from cnnviz.explain.cam import default_cam_layer, is_vit
         from cnnviz.probe import check_spatial_layer
 
-        c = self.info.input_size[0] if self.info is not None else 3
-        size = (c, *(self.size or (224, 224)))
+        size = self._input_size()
         if layer is None:
             info = self.info
             if info is not None and self.size is not None and tuple(self.size) != tuple(info.input_size[1:]):
@@ -321,27 +319,12 @@ class Explainer:
     def __call__(self, inputs: Inputs, target: Any = None) -> Explanation:
         """Explain ``inputs`` for ``target`` (None: each input's top-1 class; an index, a class
         name, or one per input). Returns an ``Explanation``; see ``explain`` for the input forms."""
-        import torch
-
-        images = _as_images(inputs)
-        if images is None:
-            x = inputs if inputs.dim() == 4 else inputs.unsqueeze(0)
-            if x.dim() != 4:
-                raise MethodError(f"a tensor input must be (B, C, H, W) or (C, H, W); got {tuple(inputs.shape)}.")
-        else:
-            if self.info is None:
-                raise MethodError("explaining images needs info= (the ModelInfo from cnnviz.load_model) for their "
-                                  "size and normalization; or pass a ready (B, C, H, W) tensor.")
-            from cnnviz.images import preprocess
-
-            x = torch.cat([preprocess(a, self.info, self.size) for a in images])
+        x, images = to_batch(inputs, self.info, self.size)
         if self.spec.kind == "attribution":
             self._check_window(int(min(x.shape[-2:])))
-        t = _targets(target, x.shape[0], self.info)
+        t = resolve_targets(target, x.shape[0], self.info)
         e = self._run(x, t)
-        if self.info is not None:
-            names = list(self.info.class_names)
-            e.target_names = [names[i] if 0 <= i < len(names) else str(i) for i in e.targets]
+        e.target_names = names_of(e.targets, self.info)
         if images is not None:
             sizes = [tuple(a.shape[:2]) for a in images]
             e.image_sizes = sizes  # type: ignore[assignment]
@@ -353,6 +336,10 @@ class Explainer:
 
     def _run(self, x: Any, targets: list[int] | None) -> Explanation:
         kind = self.spec.kind
+        if self.spec.multi_layer:
+            from cnnviz.explain.cam import compute_fused_cams
+
+            return compute_fused_cams(self.model, x, self.layers, targets=targets, **self.options)
         if kind in CAM_KINDS:
             from cnnviz.explain.cam import compute_cams
 
@@ -360,30 +347,18 @@ class Explainer:
                                 **self.options)
         if kind == "attribution":
             return self._attributor(x, targets)
-        return _random(self.model, x, targets, int(self.options["seed"]))
+        from cnnviz.explain import baselines
+
+        if self.method == "edges":
+            return baselines.edges_explanation(self.model, x, targets)
+        return baselines.random_explanation(self.model, x, targets, int(self.options["seed"]))
 
     def __repr__(self) -> str:
         layer = f", layer={self.layer!r}" if self.layer else ""
         return f"Explainer({self.method!r}{layer}, {self.spec.kind} from {self.spec.source})"
 
 
-def _random(model: Any, x: Any, targets: list[int] | None, seed: int) -> Explanation:
-    """The baseline: a seeded uniform random map per input, with the model's own targets and probs."""
-    import torch
-
-    from cnnviz.explain.cam import _check_targets
-    from cnnviz.probe import frozen, model_device
-
-    with frozen(model), torch.no_grad():
-        logits = model(x.to(model_device(model))).float()
-    t = _check_targets(targets, x.shape[0], logits.shape[1])
-    t = logits.argmax(1).tolist() if t is None else t
-    b, _, h, w = x.shape
-    maps = np.random.default_rng(seed).random((b, h, w), dtype=np.float32)
-    return Explanation(maps=maps, targets=list(t), probs=torch.softmax(logits, 1).cpu().numpy(), method="random")
-
-
-def explain(model: Any, inputs: Inputs, method: str = "gradcam", *, info: Any = None, layer: str | None = None,
+def explain(model: Any, inputs: Inputs, method: str = "gradcam", *, info: Any = None, layer: LayerSpec = None,
             target: Any = None, size: Sequence[int] | None = None, **options: Any) -> Explanation:
     """Explain what ``model`` sees in ``inputs`` with any registered ``method``.
 
@@ -392,8 +367,9 @@ def explain(model: Any, inputs: Inputs, method: str = "gradcam", *, info: Any = 
         inputs: an ``(H, W, 3) uint8`` image (``cnnviz.load_image``), a PIL image, an image
             path, a list of those, or a ready ``(B, C, H, W)`` tensor (then ``info`` is optional).
         method: ``gradcam`` (default) or any name of ``cnnviz.list_methods()``.
-        layer: CAM layer (default: the last spatial one). target: class index or name, one per
-            input, or None for each input's top-1 class. size: the model's input ``(H, W)``.
+        layer: CAM layer (default: the last spatial one); a list / ``"stages"`` for
+            ``layercam-fused``. A map per layer: ``cam_strip``. target: class index or name, one
+            per input, or None for each input's top-1 class. size: the model's input ``(H, W)``.
         **options: the method's options, e.g. ``n_steps=16`` (integrated gradients).
 
     Returns:
@@ -407,3 +383,48 @@ def explain(model: Any, inputs: Inputs, method: str = "gradcam", *, info: Any = 
         cnnviz.overlay(img, e.maps[0])
     """
     return Explainer(model, method, info=info, layer=layer, size=size, **options)(inputs, target=target)
+
+
+def cam_strip(model: Any, inputs: Inputs, layers: LayerSpec = "stages", method: str = "gradcam", *, info: Any = None,
+              target: Any = None, size: Sequence[int] | None = None, **options: Any) -> CamStrip:
+    """One CAM per layer, shallow to deep: where in depth does the model localize the object?
+
+    torchcam's ``GradCAM(model, target_layer=[...])`` / pytorch-grad-cam's ``target_layers`` idiom,
+    without the fusion: every layer keeps its own map. All layers of a batch cost one forward pass
+    plus one backward from the logits to the shallowest layer (``cnnviz.explain.cam.compute_cam_strip``).
+
+    Args:
+        layers: ``"stages"`` (default: the spatial stage outputs ``cnnviz compare`` uses, from
+            ``cnnviz.compare.layersel``), a comma-separated string or a list of layer names; they
+            are put in forward order.
+        method: a CAM (``list_methods(["cam", "library-cam"])``); the others as in ``explain``.
+
+    Returns:
+        ``CamStrip``: ``maps`` ``(B, L, H, W)`` in [0, 1] (at the images' size for images),
+        ``layers`` (forward order), ``targets``, ``probs``; ``strip[layer]`` is one layer's
+        ``Explanation``; ``strip.picture(i, img)`` draws image ``i``'s strip.
+
+    Example::
+
+        s = cnnviz.cam_strip(model, img, info=info)          # bn1, blocks.1, blocks.3, blocks.5, bn2 for Lite0
+        cnnviz.show(s.picture(0, img))
+    """
+    from cnnviz.explain.cam import compute_cam_strip, strip_layers
+
+    spec = get_method(method, CAM_KINDS)
+    if spec.multi_layer:
+        raise MethodError(f"{method} fuses several layers into one map: use cnnviz.explain(..., {method!r}, layer=...); "
+                          "a strip takes a one-layer CAM such as gradcam.")
+    opts = check_options(spec, options)
+    c = info.input_size[0] if info is not None else 3
+    x, images = to_batch(inputs, info, size)
+    names = strip_layers(model, _layer_list(layers) or "stages", (c, *x.shape[-2:]))
+    t = resolve_targets(target, x.shape[0], info)
+    s = compute_cam_strip(model, x, names, method=method, targets=t, **opts)
+    s.target_names = names_of(s.targets, info)
+    if images is not None:
+        sizes = [tuple(a.shape[:2]) for a in images]
+        s.image_sizes = sizes  # type: ignore[assignment]
+        if len(set(sizes)) == 1:
+            s.maps = np.stack([np.stack([map_at(m, sizes[0]) for m in row]) for row in s.maps])
+    return s

@@ -126,10 +126,10 @@ def discover_units(model: nn.Module, x: torch.Tensor | None = None) -> list[Unit
 
 
 def _forward_order(model: nn.Module, units: list[Unit], x: torch.Tensor) -> list[Unit]:
-    from cnnviz.probe import LayerProbe
+    from cnnviz.probe import LayerProbe, model_device
 
     names = [n for u in units for n in u.modules]
-    dev = next((p.device for p in model.parameters()), x.device)
+    dev = model_device(model)
     with LayerProbe(model, names, keep=False) as probe:
         probe.run(x.to(dev))
         fired = {n: i for i, n in enumerate(probe.order)}

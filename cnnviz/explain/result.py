@@ -1,4 +1,5 @@
-"""The one result type of every explainer, and the one error for method names and options.
+"""The one result type of every explainer (and ``CamStrip``, one map per layer), and the one error for
+method names and options.
 
 Torch-free (numpy only), so the registry, the CLI's help and the gallery can use it without
 importing torch.
@@ -68,3 +69,69 @@ class Explanation:
         layer = f", layer={self.layer!r}" if self.layer else ""
         raw = f", raw {tuple(self.raw.shape)}" if self.raw is not None else ""
         return f"Explanation({self.method!r}{layer}, maps {tuple(self.maps.shape)}{raw}, targets [{shown}])"
+
+
+@dataclass
+class CamStrip:
+    """One CAM per layer for a batch of B inputs: ``cnnviz.cam_strip``'s result.
+
+    Attributes:
+        maps: ``(B, L, H, W)`` float32 in [0, 1]: input ``b``'s map at layer ``layers[l]``; at the
+            input tensor's size, or at the images' size when images of one size were given.
+        layers: the L layers in forward order (shallow to deep).
+        targets, probs, method, target_names, image_sizes: as in ``Explanation`` (one forward for all
+            layers, so one prediction).
+        grids: ``(h, w)`` of each layer's map before upsampling (its spatial resolution).
+    """
+
+    maps: np.ndarray
+    layers: list[str]
+    targets: list[int]
+    probs: np.ndarray
+    method: str
+    target_names: list[str] | None = None
+    image_sizes: list[tuple[int, int]] | None = field(default=None)
+    grids: list[tuple[int, int]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """``(B,)`` the probability of each explained class."""
+        return self.probs[np.arange(len(self.targets)), self.targets].astype(np.float32)
+
+    def __getitem__(self, layer: str) -> Explanation:
+        """The maps of one layer as an ``Explanation`` (``strip["blocks.3"].maps`` is ``(B, H, W)``)."""
+        if layer not in self.layers:
+            raise KeyError(f"{layer!r} is not in this strip; its layers are {', '.join(self.layers)}")
+        k = self.layers.index(layer)
+        return Explanation(maps=self.maps[:, k], targets=list(self.targets), probs=self.probs, method=self.method,
+                           layer=layer, target_names=self.target_names, image_sizes=self.image_sizes)
+
+    def picture(self, i: int, image: np.ndarray | None = None, alpha: float = 0.5, label_layers: bool = True) -> np.ndarray:
+        """Input ``i``'s strip as one ``(H, L * W + gaps, 3) uint8`` picture: each layer's map over
+        ``image`` (``(H, W, 3) uint8``; without it, the colour maps alone), labelled with the layer."""
+        from cnnviz.render import colorize, label, overlay
+
+        tiles = []
+        for k, name in enumerate(self.layers):
+            m = self.maps[i, k]
+            if image is not None:
+                from cnnviz.explain.inputs import map_at
+
+                pic = overlay(image, map_at(m, image.shape[:2]), alpha=alpha)
+            else:
+                pic = colorize(m)
+            grid = f" {self.grids[k][0]}x{self.grids[k][1]}" if self.grids else ""
+            tiles.append(label(pic, name + grid) if label_layers else pic)
+        gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+        row = [tiles[0]]
+        for t in tiles[1:]:
+            row += [gap, t]
+        return np.concatenate(row, axis=1)
+
+    def __repr__(self) -> str:
+        names = self.target_names or [str(t) for t in self.targets]
+        shown = ", ".join(names[:4]) + ("..." if len(names) > 4 else "")
+        return f"CamStrip({self.method!r}, layers {self.layers}, maps {tuple(self.maps.shape)}, targets [{shown}])"

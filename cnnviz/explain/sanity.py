@@ -37,12 +37,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnviz.errors import CnnvizError, suggestion
+from cnnviz.errors import CnnvizError
+from cnnviz.explain.methods import check_method_list, get_method, method_names
+from cnnviz.probe import model_device
 
 log = logging.getLogger(__name__)
 
-#: model-independent reference maps (not explanations): a method that scores like them fails
-CONTROLS = ("edges", "random")
+#: model-independent reference maps (the registry's baselines): a method that scores like them fails
+CONTROLS = tuple(method_names(["baseline"]))
 DEFAULT_METHODS = ("gradcam", "saliency", "guided-backprop", "guided-gradcam", "integrated-gradients")
 #: the verdict rule's constants (documented in docs/sanity.md)
 PASS_THRESHOLD = 0.5
@@ -53,63 +55,78 @@ class SanityError(CnnvizError):
     """Unusable options for a sanity check (unknown method, empty cascade, ...)."""
 
 
-def known_methods() -> tuple[str, ...]:
-    from cnnviz.explain.attribute import ATTRIBUTION_METHODS
-    from cnnviz.explain.cam import METHODS
+class UnchangedWeights(SanityError):
+    """Re-initializing left every weight as it was: the model already is the untrained architecture
+    drawn with this seed (``torch.manual_seed(seed)`` + ``build_model``), so the test would compare the
+    model with itself and every method would "fail"."""
 
-    return (*METHODS, *ATTRIBUTION_METHODS, *CONTROLS)
+
+def check_methods(methods: Sequence[str] | str) -> list[str]:
+    """Validated, de-duplicated method names: ``cnnviz.explain.methods.check_method_list`` over every
+    registered method (CAMs, attributions and the baselines ``random`` and ``edges``)."""
+    return check_method_list(methods, option="--methods")
 
 
-def check_methods(methods: Sequence[str]) -> list[str]:
-    """Validated, de-duplicated method names (``SanityError`` with close matches otherwise)."""
-    known = known_methods()
-    out = list(dict.fromkeys(m.strip() for m in methods if m and m.strip()))
-    if not out:
-        raise SanityError("no methods given: name at least one (e.g. gradcam,saliency,guided-backprop).")
-    for m in out:
-        if m not in known:
-            raise SanityError(f"unknown method {m!r}.{suggestion(m, known)} Choose from: {', '.join(known)}.")
-    return out
+def needs_layer(methods: Sequence[str]) -> bool:
+    """True when one of ``methods`` explains at one chosen layer (the CAMs, guided Grad-CAM)."""
+    return any(get_method(m).layer and not get_method(m).multi_layer for m in methods)
 
 
 # -- the one adapter to the explainers ------------------------------------------------------------
+class MapMaker:
+    """Maps of one model (that the test changes in place) through the registry's ``Explainer``.
+
+    One ``Explainer`` per method, reused over batches and steps; an attribution explainer works on a
+    private copy of the model, so ``refresh()`` (called after each re-initialization) drops those and
+    they are rebuilt on the changed weights. Returns ``maps`` ``(B, H, W)`` float32 in [0, 1] -- the
+    absolute-value map cnnviz displays -- and, for signed methods, ``signed`` ``(B, H, W)`` float32
+    (``Explanation.raw`` summed over channels); None for methods whose maps are non-negative by
+    construction (CAMs, the baselines).
+    """
+
+    def __init__(self, model: nn.Module, info: "ModelInfo | None" = None, layer: str | None = None) -> None:  # noqa: F821
+        self.model, self.info, self.layer = model, info, layer
+        self._explainers: dict[tuple[str, tuple[int, int]], object] = {}
+
+    def refresh(self) -> None:
+        self._explainers = {k: e for k, e in self._explainers.items() if e.spec.kind != "attribution"}  # type: ignore[attr-defined]
+
+    def __call__(self, x: torch.Tensor, method: str, targets: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        from cnnviz.explain.methods import Explainer
+
+        spec = get_method(method)
+        key = (method, tuple(x.shape[-2:]))
+        ex = self._explainers.get(key)
+        if ex is None:
+            layer = self.layer if spec.layer and not spec.multi_layer else None
+            ex = self._explainers[key] = Explainer(self.model, method, info=self.info, layer=layer, size=key[1])
+        e = ex(x, target=list(targets))  # type: ignore[operator]
+        signed = e.raw.sum(1).astype(np.float32) if spec.signed and e.raw is not None else None
+        return e.maps, signed
+
+
 def explain_maps(model: nn.Module, x: torch.Tensor, method: str, *, targets: Sequence[int],
                  info: "ModelInfo | None" = None, layer: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:  # noqa: F821
-    """THE call into cnnviz's explainers (one place to switch to the method registry).
+    """One method's ``(maps, signed)`` of ``x`` ``(B, C, H, W)`` for ``targets`` (see ``MapMaker``)."""
+    return MapMaker(model, info, layer)(x, method, targets)
 
-    Returns ``maps`` ``(B, H, W)`` float32 in [0, 1] -- the absolute-value map cnnviz displays -- and,
-    for signed attributions, ``signed`` ``(B, H, W)`` float32 (the raw ``(B, C, H, W)`` attribution
-    summed over channels); None for methods whose maps are non-negative by construction (CAMs).
-    """
-    from cnnviz.explain.attribute import ATTRIBUTION_METHODS, compute_attributions
-    from cnnviz.explain.cam import METHODS, compute_cams
 
-    if method in METHODS:
-        return compute_cams(model, x, layer=layer, method=method, targets=targets, info=info).maps, None
-    if method in ATTRIBUTION_METHODS:
-        kw = {"layer": layer} if method == "guided-gradcam" else {}
-        r = compute_attributions(model, x, method=method, targets=targets, info=info, **kw)
-        return r.maps, r.raw.sum(1).astype(np.float32)
-    if method == "edges":
-        return edge_maps(x), None
-    if method == "random":
-        from cnnviz.explain.methods import explain
-
-        return explain(model, x, "random", target=list(targets), info=info).maps, None
-    raise SanityError(f"unknown method {method!r}")
+def explain_all(maker: MapMaker, x: torch.Tensor, method: str, targets: Sequence[int],
+                batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``maker``'s maps of ``x`` in chunks of ``batch_size`` (memory stays flat), concatenated."""
+    maps, signed = [], []
+    for i in range(0, x.shape[0], batch_size):
+        m, s = maker(x[i : i + batch_size], method, targets[i : i + batch_size])
+        maps.append(m)
+        signed.append(s)
+    return np.concatenate(maps), (None if signed[0] is None else np.concatenate(signed))
 
 
 def edge_maps(x: torch.Tensor) -> np.ndarray:
-    """The paper's edge-detector reference: Sobel gradient magnitude of ``x`` ``(B, C, H, W)`` (channels
-    summed), scaled to [0, 1] by its 99.5th percentile like the gradient maps. It ignores the model."""
-    import torch.nn.functional as F
+    """The paper's edge-detector reference (``cnnviz.explain.baselines.edge_maps``; registered as ``edges``)."""
+    from cnnviz.explain.baselines import edge_maps as _edges
 
-    g = x.detach().float().cpu().sum(1, keepdim=True)
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
-    p = F.pad(g, (1, 1, 1, 1), mode="replicate")
-    mag = torch.sqrt(F.conv2d(p, kx) ** 2 + F.conv2d(p, kx.transpose(2, 3)) ** 2)[:, 0]
-    hi = torch.quantile(mag.flatten(1), 0.995, dim=1).clamp_min(1e-12)
-    return (mag / hi[:, None, None]).clamp(0, 1).numpy().astype(np.float32)
+    return _edges(x)
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -146,9 +163,12 @@ class MethodSanity:
     signed: bool
     steps: list[Step]
     maps: np.ndarray | None = None  # (S + 1, N, H, W) float16: the trained map, then one per step
+    verdict_index: int | None = None  # set when ``steps`` holds only the verdict's step: its 1-based place in the cascade
 
     @property
     def verdict(self) -> dict:
+        if self.verdict_index is not None:
+            return step_verdict(self.steps[-1], self.verdict_index, signed=self.signed)
         return verdict(self.steps, signed=self.signed)
 
 
@@ -158,7 +178,7 @@ class SanityResult:
 
     methods: list[MethodSanity]
     cascade: list[str]  # unit names, top first
-    mode: str  # "cascading" | "independent" | "labels"
+    mode: str  # "cascading" | "independent" | "labels" | "verdict" (``sanity_verdicts``: the verdict's step only)
     seed: int
     targets: list[int]
     layer: str | None  # the CAM layer (Grad-CAM, guided Grad-CAM)
@@ -198,8 +218,18 @@ def verdict(steps: Sequence[Step], signed: bool = False, threshold: float = PASS
     """
     if not steps:
         return {"passes": None, "step": None, "step_index": None, "measure": None, "mean": None, "ci95": None, "threshold": threshold}
-    k = max(1, math.ceil(len(steps) / 2)) - 1
-    s = steps[k]
+    k = verdict_step(len(steps))
+    return step_verdict(steps[k - 1], k, signed=signed, threshold=threshold, n_boot=n_boot, seed=seed)
+
+
+def verdict_step(n_steps: int) -> int:
+    """The 1-based cascade step the verdict reads: ``ceil(S / 2)`` of S (the top half random)."""
+    return max(1, math.ceil(n_steps / 2))
+
+
+def step_verdict(s: Step, k: int, signed: bool = False, threshold: float = PASS_THRESHOLD, n_boot: int = 2000,
+                 seed: int = 0) -> dict:
+    """``verdict``'s rule applied to ``s``, the cascade's step ``k`` (1-based)."""
     use_signed = signed and s.spearman_signed is not None
     vals = np.asarray(s.spearman_signed if use_signed else s.spearman, np.float64)
     mean = float(vals.mean())
@@ -211,7 +241,7 @@ def verdict(steps: Sequence[Step], signed: bool = False, threshold: float = PASS
         lo = hi = mean
     passes = True if hi < threshold else False if lo >= threshold else None
     measure = "spearman_signed" if use_signed else "spearman"
-    return {"passes": passes, "step": s.layer, "step_index": k + 1, "measure": measure, "mean": mean, "ci95": [lo, hi],
+    return {"passes": passes, "step": s.layer, "step_index": k, "measure": measure, "mean": mean, "ci95": [lo, hi],
             "threshold": threshold}
 
 
@@ -235,7 +265,7 @@ def merge(results: Sequence[SanityResult]) -> SanityResult:
                                                for k in ("spearman", "ssim", "spearman_signed", "hog", "constant")))
                  for i, s in enumerate(m.steps)]
         maps = None if any(p.maps is None for p in parts) else np.concatenate([p.maps for p in parts], axis=1)
-        methods.append(MethodSanity(m.method, m.signed, steps, maps))
+        methods.append(MethodSanity(m.method, m.signed, steps, maps, m.verdict_index))
     return SanityResult(methods, first.cascade, first.mode, first.seed, [t for r in results for t in r.targets], first.layer, dict(first.extra))
 
 
@@ -249,18 +279,9 @@ def private_copy(model: nn.Module) -> nn.Module:
     return work
 
 
-def _explain_all(model, x, method, targets, info, layer, batch_size) -> tuple[np.ndarray, np.ndarray | None]:
-    maps, signed = [], []
-    for i in range(0, x.shape[0], batch_size):
-        m, s = explain_maps(model, x[i : i + batch_size], method, targets=targets[i : i + batch_size], info=info, layer=layer)
-        maps.append(m)
-        signed.append(s)
-    return np.concatenate(maps), (None if signed[0] is None else np.concatenate(signed))
-
-
 def top1(model: nn.Module, x: torch.Tensor, batch_size: int = 16) -> list[int]:
     """Each image's top-1 class under ``model`` (eval mode, no grad; the model's flags are restored)."""
-    from cnnviz.probe import frozen, model_device
+    from cnnviz.probe import frozen
 
     dev = model_device(model)
     out: list[int] = []
@@ -295,50 +316,41 @@ def cascading_randomization(
     ``progress(k)`` is called after each method finishes a step with ``k = N`` images, ``(S + 1) * len(methods)``
     calls in all.
     """
-    from cnnviz.explain.cam import _check_targets, default_cam_layer
-    from cnnviz.explain.randomize import FreshWeights, reinitialize, unit_parameters
+    from cnnviz.explain.randomize import FreshWeights, unit_parameters
     from cnnviz.explain.similarity import compare_maps
 
     methods = check_methods(methods)
-    if x.dim() != 4 or x.shape[0] == 0:
-        raise SanityError(f"x must be a non-empty (N, C, H, W) batch, got shape {tuple(x.shape)}")
-    work = private_copy(model)
-    dev = next((p.device for p in work.parameters()), torch.device("cpu"))
-    x = x.detach().to(dev).float()
+    work, x, layer, targets = _setup(model, x, methods, info, targets, layer)
     units = resolve_cascade(work, x, cascade)
-    needs_layer = any(m in _cam_like() for m in methods)
-    layer = (layer or default_cam_layer(work, info)) if needs_layer else layer
-    logits_n = None
-    if targets is None:
-        targets = top1(work, x)
-    else:
-        with torch.no_grad():
-            logits_n = work(x[:1]).shape[1]
-        targets = _check_targets(targets, x.shape[0], logits_n)
-    targets = [int(t) for t in targets]
     total = sum(p.numel() for p in work.parameters()) or 1
     trained = {k: v.detach().clone() for k, v in work.state_dict().items()} if independent else None
     fresh = FreshWeights(work, info, seed)
+    maker = MapMaker(work, info, layer)
 
     ref: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     kept: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     for m in methods:
-        ref[m] = _explain_all(work, x, m, targets, info, layer, batch_size)
+        ref[m] = explain_all(maker, x, m, targets, batch_size)
         if keep_maps:
             kept[m].append(ref[m][0].astype(np.float16))
         if progress:
             progress(x.shape[0])
     steps: dict[str, list[Step]] = {m: [] for m in methods}
     random_ids: set[int] = set()
+    changed, done = False, []
     for unit in units:
         if trained is not None:
             work.load_state_dict(trained)
             random_ids = set()
-        reinitialize(work, unit, fresh)
+        changed = _reinitialize(work, unit, fresh) or changed
+        done.append(unit.name)
+        if not changed and (trained is None or len(done) == len(units)):
+            raise _unchanged(done, seed)
+        maker.refresh()  # attribution explainers copied the old weights
         random_ids |= {id(p) for p in unit_parameters(work, unit)}
         share = sum(p.numel() for p in work.parameters() if id(p) in random_ids) / total
         for m in methods:
-            maps, signed = _explain_all(work, x, m, targets, info, layer, batch_size)
+            maps, signed = explain_all(maker, x, m, targets, batch_size)
             c = compare_maps(ref[m][0], maps, ref_signed=ref[m][1], signed=signed, with_hog=hog)
             steps[m].append(Step(unit.name, share, c["spearman"], c["ssim"], c["spearman_signed"], c["hog"], c["constant"]))
             if keep_maps:
@@ -348,6 +360,99 @@ def cascading_randomization(
     out = [MethodSanity(m, ref[m][1] is not None, steps[m], np.stack(kept[m]) if keep_maps else None) for m in methods]
     return SanityResult(out, [u.name for u in units], "independent" if independent else "cascading", seed, targets, layer,
                         {"init": fresh.source})
+
+
+def _setup(model: nn.Module, x: torch.Tensor, methods: Sequence[str], info: "ModelInfo | None",  # noqa: F821
+           targets: Sequence[int] | None, layer: str | None) -> tuple[nn.Module, torch.Tensor, str | None, list[int]]:
+    """The private copy, ``x`` on its device, the CAM layer (when a method needs one) and one class per image."""
+    if x.dim() != 4 or x.shape[0] == 0:
+        raise SanityError(f"x must be a non-empty (N, C, H, W) batch, got shape {tuple(x.shape)}")
+    work = private_copy(model)
+    x = x.detach().to(model_device(work)).float()
+    layer, targets = layer_and_targets(work, x, methods, info, targets, layer)
+    return work, x, layer, targets
+
+
+def layer_and_targets(work: nn.Module, x: torch.Tensor, methods: Sequence[str], info: "ModelInfo | None",  # noqa: F821
+                      targets: Sequence[int] | None, layer: str | None) -> tuple[str | None, list[int]]:
+    """The CAM layer (``layer``, else the model's default, when a method needs one; else ``layer`` as given)
+    and one class per image of ``x`` ``(N, C, H, W)``: ``targets`` checked against the logits, else the
+    top-1 of ``work`` (a ``private_copy``, already on ``x``'s device)."""
+    from cnnviz.explain.cam import default_cam_layer
+    from cnnviz.explain.inputs import check_targets
+
+    if needs_layer(methods):
+        layer = layer or default_cam_layer(work, info)
+    if targets is None:
+        return layer, top1(work, x)
+    with torch.no_grad():
+        logits_n = work(x[:1]).shape[1]
+    return layer, [int(t) for t in check_targets(targets, x.shape[0], logits_n)]
+
+
+def sanity_verdicts(
+    model: nn.Module,
+    x: torch.Tensor,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    *,
+    info: "ModelInfo | None" = None,  # noqa: F821
+    targets: Sequence[int] | None = None,
+    layer: str | None = None,
+    cascade: "str | Sequence[str] | Sequence[Unit] | None" = None,  # noqa: F821
+    seed: int = 0,
+    batch_size: int = 8,
+) -> SanityResult:
+    """The verdict ``cascading_randomization`` gives, at the cost of two explanations per method.
+
+    The rule reads one step: ``k = ceil(S / 2)`` of the S-step cascade. Cascading re-initialization is
+    deterministic per unit and seed, so randomizing the top k units at once gives exactly the weights
+    of the cascade's step k: the maps, the similarities and the verdict are those of ``cnnviz sanity``
+    for the same images, seed, targets and layer (a test checks it), without the other S - 1 steps.
+    Returns a ``SanityResult`` in mode ``"verdict"`` with one ``Step`` per method (merge batches with
+    ``merge``); ``res.methods[i].verdict`` is the verdict.
+    """
+    from cnnviz.explain.randomize import FreshWeights, unit_parameters
+    from cnnviz.explain.similarity import compare_maps
+
+    methods = check_methods(methods)
+    work, x, layer, targets = _setup(model, x, methods, info, targets, layer)
+    units = resolve_cascade(work, x, cascade)
+    k = verdict_step(len(units))
+    maker = MapMaker(work, info, layer)
+    ref = {m: explain_all(maker, x, m, targets, batch_size) for m in methods}
+    fresh = FreshWeights(work, info, seed)
+    random_ids: set[int] = set()
+    changed = False
+    for unit in units[:k]:
+        changed = _reinitialize(work, unit, fresh) or changed
+        random_ids |= {id(p) for p in unit_parameters(work, unit)}
+    if not changed:
+        raise _unchanged([u.name for u in units[:k]], seed)
+    maker.refresh()
+    total = sum(p.numel() for p in work.parameters()) or 1
+    share = sum(p.numel() for p in work.parameters() if id(p) in random_ids) / total
+    out = []
+    for m in methods:
+        maps, signed = explain_all(maker, x, m, targets, batch_size)
+        c = compare_maps(ref[m][0], maps, ref_signed=ref[m][1], signed=signed)
+        step = Step(units[k - 1].name, share, c["spearman"], c["ssim"], c["spearman_signed"], None, c["constant"])
+        out.append(MethodSanity(m, ref[m][1] is not None, [step], None, verdict_index=k))
+    return SanityResult(out, [u.name for u in units], "verdict", seed, targets, layer, {"init": fresh.source})
+
+
+def _reinitialize(work: nn.Module, unit: "Unit", fresh: "FreshWeights") -> bool:  # noqa: F821
+    """``randomize.reinitialize``; True when it changed any of the unit's parameters."""
+    from cnnviz.explain.randomize import reinitialize, unit_parameters
+
+    before = [p.detach().clone() for p in unit_parameters(work, unit)]
+    reinitialize(work, unit, fresh)
+    return not all(torch.equal(a, b) for a, b in zip(before, unit_parameters(work, unit)))
+
+
+def _unchanged(names: Sequence[str], seed: int) -> UnchangedWeights:
+    return UnchangedWeights(f"re-initializing {', '.join(names)} left the weights as they were: the model's weights are "
+                            f"the untrained architecture drawn with seed {seed}, so randomizing would compare the model "
+                            "with itself. Use another --seed.")
 
 
 def resolve_cascade(model: nn.Module, x: torch.Tensor | None, cascade: "str | Sequence[str] | Sequence[Unit] | None" = None) -> list:  # noqa: F821
@@ -364,9 +469,3 @@ def resolve_cascade(model: nn.Module, x: torch.Tensor | None, cascade: "str | Se
     if not units:
         raise SanityError(f"{type(model).__name__} has no layer with parameters to randomize.")
     return units
-
-
-def _cam_like() -> tuple[str, ...]:
-    from cnnviz.explain.cam import METHODS
-
-    return (*METHODS, "guided-gradcam")

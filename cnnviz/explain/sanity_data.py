@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnviz.explain.sanity import (DEFAULT_METHODS, MethodSanity, SanityError, SanityResult, Step, _cam_like, _explain_all,
-                                   check_methods, private_copy, top1)
+from cnnviz.explain.sanity import (DEFAULT_METHODS, MapMaker, MethodSanity, SanityError, SanityResult, Step, check_methods,
+                                   explain_all, layer_and_targets, private_copy)
+from cnnviz.probe import model_device
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +66,19 @@ def label_randomization(real: nn.Module, random: nn.Module, x: torch.Tensor, met
                         progress: Callable[[int], None] | None = None) -> SanityResult:
     """Maps of ``real`` (trained on true labels) vs ``random`` (same recipe, permuted labels) on ``x``
     ``(N, C, H, W)``, for ``targets`` (None: the real-label model's top-1). Neither model is modified."""
-    from cnnviz.explain.cam import _check_targets, default_cam_layer
     from cnnviz.explain.similarity import compare_maps
 
     methods = check_methods(methods)
     a, b = private_copy(real), private_copy(random)
-    dev = next((p.device for p in a.parameters()), torch.device("cpu"))
+    dev = model_device(a)
     b.to(dev)
     x = x.detach().to(dev).float()
-    if any(m in _cam_like() for m in methods):
-        layer = layer or default_cam_layer(a, info)
-    if targets is None:
-        targets = top1(a, x)
-    else:
-        with torch.no_grad():
-            targets = _check_targets(targets, x.shape[0], a(x[:1]).shape[1])
-    targets = [int(t) for t in targets]
+    layer, targets = layer_and_targets(a, x, methods, info, targets, layer)
+    make_a, make_b = MapMaker(a, info, layer), MapMaker(b, info, layer)
     out = []
     for m in methods:
-        ref = _explain_all(a, x, m, targets, info, layer, batch_size)
-        new = _explain_all(b, x, m, targets, info, layer, batch_size)
+        ref = explain_all(make_a, x, m, targets, batch_size)
+        new = explain_all(make_b, x, m, targets, batch_size)
         c = compare_maps(ref[0], new[0], ref_signed=ref[1], signed=new[1], with_hog=hog)
         step = Step(STEP_NAME, 1.0, c["spearman"], c["ssim"], c["spearman_signed"], c["hog"], c["constant"])
         maps = np.stack([ref[0], new[0]]).astype(np.float16) if keep_maps else None

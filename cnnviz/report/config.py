@@ -30,7 +30,10 @@ class ReportConfig:
     num_images: int = 12  # images drawn from --data when no --images are given
     image_px: int = 224  # display size of per-image pictures
     erf: bool = True
-    seed: int = 0
+    strips: bool = True  # per image and model: the CAM at every stage (cnnviz gradcam --layers stages)
+    strip_method: str = "gradcam"
+    sanity: bool = True  # per model and method: cnnviz sanity's verdict on the gallery's images
+    seed: int = 0  # also the sanity verdict's random weights
     device: str = "cpu"
 
     def validate(self) -> None:

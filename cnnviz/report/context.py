@@ -50,4 +50,6 @@ class ModelJob:
 
     @property
     def device(self) -> Any:
-        return next((p.device for p in self.model.parameters()), "cpu")
+        from cnnviz.probe import model_device
+
+        return model_device(self.model)

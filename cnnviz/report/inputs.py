@@ -97,8 +97,8 @@ def dataset_refs(ds: Any, n: int) -> list[ImageRef]:
             break
 
     def load(i: int) -> np.ndarray:
-        img = ds[i][0]
-        a = np.asarray(img.convert("RGB") if hasattr(img, "convert") else img)
-        return np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
+        from cnnviz.render import as_rgb
+
+        return as_rgb(ds[i][0])
 
     return [ImageRef(f"test #{i}", lambda i=i: load(i), names[targets[i]] if names else str(targets[i])) for i in picks]

@@ -55,7 +55,7 @@ class GalleryJob:
         if not models:
             raise CnnvizError("the gallery needs at least one --model.")
         cfg.validate()
-        check_methods(cfg.cam_methods, cfg.attr_methods)
+        check_methods(cfg.cam_methods, cfg.attr_methods, cfg.strip_method if cfg.strips else None)
         check_specs(models)
         if cache_dir.resolve().is_relative_to(out.resolve()):
             raise CnnvizError(f"the cache '{cache_dir}' is inside the site folder '{out}'; give a --cache outside it.")

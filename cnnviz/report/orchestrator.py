@@ -21,12 +21,12 @@ from typing import Any
 
 from cnnviz.cache import Cache, Stats, dataset_hash, model_hash
 from cnnviz.errors import CnnvizError
-from cnnviz.gallery.manifest import ImageEntry, Manifest, ModelEntry, Result, write_manifest
+from cnnviz.gallery.manifest import ImageEntry, Manifest, ModelEntry, Result, Strip, write_manifest
 from cnnviz.report import plan
 from cnnviz.report.config import ImageRef, ModelSource, ReportConfig
 from cnnviz.report.context import ModelJob
 from cnnviz.report.explainers import check_methods
-from cnnviz.report.sections import activations, card, comparison, examples, filters, maximize, per_image, receptive
+from cnnviz.report.sections import activations, card, comparison, examples, filters, maximize, per_image, receptive, sanity
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ Progress = Callable[[str], None]
 class Report:
     """Computes (or finds in the cache under ``cache_dir``) everything the gallery shows.
 
-    ``progress(desc)`` is called once per step: per model 1 (load) + 5 (sections) + one per image,
-    then one for the comparison (``steps``).
+    ``progress(desc)`` is called once per step: per model 1 (load) + 5 (sections) + one per image
+    + 1 (sanity verdicts), then one for the comparison (``steps``).
     """
 
     def __init__(self, cache_dir: str | os.PathLike[str], cfg: ReportConfig | None = None, progress: Progress | None = None) -> None:
@@ -50,7 +50,7 @@ class Report:
     @staticmethod
     def steps(n_models: int, n_images: int) -> int:
         """How many times ``run`` calls ``progress``."""
-        return n_models * (6 + n_images) + 1
+        return n_models * (7 + n_images) + 1
 
     def check(self, models: Sequence[ModelSource]) -> None:
         """Refuse bad settings, unknown methods and layers that are in none of ``models``, before any work."""
@@ -59,7 +59,7 @@ class Report:
         if not models:
             raise CnnvizError("the gallery needs at least one --model.")
         self.cfg.validate()
-        check_methods(self.cfg.cam_methods, self.cfg.attr_methods)
+        check_methods(self.cfg.cam_methods, self.cfg.attr_methods, self.cfg.strip_method if self.cfg.strips else None)
         resolve_device(self.cfg.device)  # an unavailable --device fails now
         named = [m.name for m in models if m.name]
         if len(set(named)) < len(named):
@@ -86,6 +86,7 @@ class Report:
         entries: list[ModelEntry] = []
         hashes: list[str] = []
         results: list[list[Result]] = [[] for _ in images]
+        strips: list[list[Strip]] = [[] for _ in images]
         for mi, src in enumerate(models):
             self.progress(f"loading {src.name or src.spec}")
             model, info = load_model(src.spec, weights=src.weights, device=dev)
@@ -106,11 +107,17 @@ class Report:
                 entry.sections.extend(_loudly(section, f"the {what} of model {name!r}"))
             for ii, im in enumerate(images):
                 self.progress(f"{name}: {im.name}")
-                results[ii].extend(_loudly(lambda: per_image.image_results(job, im), f"model {name!r} on image {im.name!r}"))
+                where = f"model {name!r} on image {im.name!r}"
+                results[ii].extend(_loudly(lambda: per_image.image_results(job, im), where))
+                strip = _loudly(lambda: per_image.image_strip(job, im), f"the strip of {where}")
+                if strip is not None:
+                    strips[ii].append(strip)
+            self.progress(f"{name}: sanity verdicts")
+            entry.sanity = _loudly(lambda: sanity.verdicts(job, images), f"the sanity verdicts of model {name!r}")
             entries.append(entry)
             hashes.append(job.mhash)
             del model, job  # one model in memory at a time
-        imgs: list[ImageEntry] = [per_image.image_entry(cache, man_dir, ii, im, cfg.image_px, results[ii])
+        imgs: list[ImageEntry] = [per_image.image_entry(cache, man_dir, ii, im, cfg.image_px, results[ii], strips[ii])
                                   for ii, im in enumerate(images)]
         comp = comparison.comparison(models, entries, hashes, cfg=cfg, cache=cache, man_dir=man_dir, dataset=dataset,
                                      data_hash=data_hash, device=dev, progress=self.progress)
@@ -122,7 +129,7 @@ class Report:
         return path
 
 
-def _loudly(fn: Callable[[], list[Any]], what: str) -> list[Any]:
+def _loudly(fn: Callable[[], Any], what: str) -> Any:
     """``fn()``; an exception carries a note saying which section of which model failed."""
     try:
         return fn()
