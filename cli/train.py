@@ -29,7 +29,7 @@ def _train_options(f: Callable) -> Callable:
         click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True),
         click.option("--lp-epochs", type=click.IntRange(min=1), default=None, help="lpft: linear-probe epochs first [epochs/2]."),
         click.option("--image-size", type=IMAGE_SIDE, default=None,
-                     help="Train/eval at SxS [the data's size for simplecnn; at least 64 for ImageNet models]."),
+                     help="Train/eval at SxS [the data's size for simplecnn; at least 128 for ImageNet models, at most 224]."),
         click.option("--batch-size", type=BATCH_SIZE, default=64, show_default=True, help="Global batch size."),
         click.option("--lp-lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate of linear-probe epochs [1e-2 adamw, 0.1 sgd]."),
         click.option("--backbone-lr-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,

@@ -165,6 +165,22 @@ def test_grayscale_feeds_rgb_pretrained_model_at_any_size():
     assert model.get_submodule("classifier").out_features == 7
 
 
+def test_default_image_size():
+    """Without --image-size: ImageNet architectures see small images at MIN_TRANSFER_SIDE (the measured choice,
+    docs/training.md), large ones at most at 224; simplecnn keeps the data's size; --image-size always wins."""
+    from cnnviz.train.modes import MIN_TRANSFER_SIDE, build_for_mode, default_image_size
+
+    cfg = TrainConfig(data="cifar10", model="efficientnet_lite0", mode="lpft")
+    assert MIN_TRANSFER_SIDE == 128
+    assert default_image_size(cfg, "efficientnet_lite0", (32, 32)) == 128  # CIFAR-10
+    assert default_image_size(cfg, "timm:resnet18", (28, 28)) == 128  # Fashion-MNIST
+    assert default_image_size(cfg, "efficientnet_lite0", (150, 200)) == 200 and default_image_size(cfg, "x", (600, 800)) == 224
+    assert default_image_size(cfg, "simplecnn:width=8", (32, 32)) == 32
+    assert default_image_size(dataclasses.replace(cfg, image_size=64), "efficientnet_lite0", (32, 32)) == 64
+    _, info = build_for_mode(cfg, [f"c{i}" for i in range(10)], data_chans=3, native=(32, 32))
+    assert info.input_size == (3, 128, 128)
+
+
 def test_summarize_metrics():
     from cnnviz.train.metrics import confusion_matrix, summarize
 

@@ -25,9 +25,11 @@ from cnnviz.train.config import TrainConfig, TrainError
 log = logging.getLogger(__name__)
 
 
-# ImageNet architectures on small images: inputs are upsampled to at least this side. Chosen by
-# measurement (docs/training.md, "Choosing the default image size").
-MIN_TRANSFER_SIDE = 64
+# ImageNet architectures on small images (CIFAR's 32 px, Fashion-MNIST's 28 px): inputs are upsampled to
+# at least this side. Chosen by measurement (docs/training.md, "Choosing the default image size";
+# benchmarks/bench_recipes.py --study size): ImageNet features need the objects at a scale near
+# what they were trained on, and the cost grows with the side squared.
+MIN_TRANSFER_SIDE = 128
 
 
 def default_image_size(cfg: TrainConfig, arch: str, native: tuple[int, int] | None) -> int:
