@@ -49,6 +49,21 @@ def _parse_classes(values: tuple[str, ...], minfo) -> list[int]:  # noqa: ANN001
     return [c for c in out if not (c in seen or seen.add(c))]
 
 
+def _parse_steps(text: str | None, steps: int) -> list[int]:
+    """``--snapshots 16,64`` -> ``[16, 64]``: step counts in 1..steps-1 (steps itself is the final image)."""
+    from cnnviz.errors import CnnvizError
+
+    if not text:
+        return []
+    try:
+        ks = sorted({int(v) for v in text.split(",")})
+    except ValueError:
+        raise CnnvizError(f"--snapshots {text!r} must be step counts separated by commas (e.g. 16,64).") from None
+    if ks[0] < 1 or ks[-1] >= steps:
+        raise CnnvizError(f"--snapshots must lie between 1 and {steps - 1} (--steps is {steps}).")
+    return ks
+
+
 def _parse_yx(text: str | None) -> tuple[int, int] | None:
     from cnnviz.errors import CnnvizError
 
@@ -99,6 +114,8 @@ class _OneLineErrors(click.Command):
               help="Random zoomed crops + mirror + noise each step; lucent's pad/jitter/scale/rotate; or none.")
 @click.option("--views", "n_views", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Random views of each image per step (objective averaged; cost grows with it).")
+@click.option("--view-size", type=IMAGE_SIDE, default=None,
+              help="Side of the views the model sees [its input size]; smaller is cheaper (cost ~ side^2).")
 @click.option("--objective", "class_mode", type=click.Choice(["logit", "logprob"]), default="logit", show_default=True,
               help="For classes: the raw logit, or its log-softmax (also pushes other classes down; saturates early).")
 @click.option("--diversity", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -107,13 +124,15 @@ class _OneLineErrors(click.Command):
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG path [maximize-TARGET.png].")
 @click.option("--each", "each_dir", type=click.Path(file_okay=False), default=None,
               help="Also write every image alone, at canvas size, as DIR/NNN-NAME.png (for judging or reuse).")
+@click.option("--snapshots", default=None, metavar="K,K",
+              help="With --each: also the images after these step counts, in DIR/stepK/ (one run, several budgets).")
 @click.option("--json", "as_json", is_flag=True, help="Also print the final objective values as JSON.")
 @seed_option
 @device_option
 def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str | None, channel: int | None,
              neuron: str | None, steps: int, size: int | None, lr: float | None, param: str, transforms: str, n_views: int,
-             class_mode: str, diversity: int, diversity_weight: float, out: str | None, each_dir: str | None, as_json: bool,
-             seed: int, device: str) -> None:
+             view_size: int | None, class_mode: str, diversity: int, diversity_weight: float, out: str | None,
+             each_dir: str | None, snapshots: str | None, as_json: bool, seed: int, device: str) -> None:
     """Synthesize the image that most excites a class (--class) or a unit (--layer --channel)."""
     from cnnviz.errors import CnnvizError
     from cnnviz.explain import objectives as O
@@ -121,6 +140,9 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
     from cnnviz.render import label, save_png, tile, titled
 
     yx = _parse_yx(neuron)
+    if snapshots and not each_dir:
+        raise CnnvizError("--snapshots needs --each DIR (where the snapshot images go).")
+    shots = _parse_steps(snapshots, steps)
     if bool(classes) == (channel is not None):
         raise CnnvizError("give either --class C (repeatable) or --layer L --channel K.")
     if channel is not None and layer is None:
@@ -151,7 +173,8 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
     lr = DEFAULT_LR if lr is None else lr
     with _bar(steps, "maximize") as bar:
         res = run(model, minfo, obj, batch=len(targets) * n, steps=steps, size=size, lr=lr, param=param,
-                  transforms=transforms, n_views=n_views, seed=seed, progress=_progress(bar))
+                  transforms=transforms, n_views=n_views, view_size=view_size, seed=seed, snapshots=shots,
+                  progress=_progress(bar))
     up = max(1, 160 // res.images.shape[1])  # small-input models: show pixels (nearest), not a thumbnail
     big = [im.repeat(up, 0).repeat(up, 1) for im in res.images]
     tiles = [label(im, names[k // n][:40], scale=max(0.3, im.shape[1] / 700)) for k, im in enumerate(big)]
@@ -168,6 +191,11 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
             single = Path(each_dir) / f"{k:03d}-{safe_name(names[k // n])[:40]}.png"
             save_png(im, single)
             singles.append(str(single))
+        for k_step in shots:
+            sub = Path(each_dir) / f"step{k_step}"
+            sub.mkdir(exist_ok=True)
+            for k, im in enumerate(res.snapshots[k_step]):
+                save_png(im, sub / f"{k:03d}-{safe_name(names[k // n])[:40]}.png")
     if as_json:
         emit_json({"out": path, "targets": names, "classes": targets if classes else None, "values": res.values,
                    "seconds": res.seconds, "steps": steps, "each": singles or None})

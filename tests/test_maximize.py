@@ -216,6 +216,9 @@ def test_cli_maximize_writes_png_and_rejects_bad_input(tmp_path):
     (["--class", "1", "--lr", "-1"], "--lr"),
     (["--class", "1,99"], "99"),
     (["--class", "1,,2"], "empty"),
+    (["--class", "1", "--snapshots", "5"], "--each"),
+    (["--class", "1", "--steps", "4", "--snapshots", "4", "--each", "d"], "between 1 and 3"),
+    (["--class", "1", "--view-size", "3"], "--view-size"),
     (["--layer", "features.0", "--channel", "999"], "channel 999"),
     (["--layer", "features.0", "--channel", "0", "--neuron", "999,0"], "neuron 999,0"),
     (["--layer", "nope", "--channel", "0"], "nope"),
@@ -243,7 +246,8 @@ def test_cli_batched_classes_one_image_per_class(tmp_path):
 
     out = tmp_path / "b.png"
     r = CliRunner().invoke(cli, ["maximize", "--model", "simplecnn:width=4,depth=1", "--class", "3,1,3",
-                                                 "--class", "7", "--steps", "2", "--out", str(out), "--json", "--each", str(tmp_path / "each")])
+                                                 "--class", "7", "--steps", "2", "--out", str(out), "--json", "--each", str(tmp_path / "each"),
+                                   "--snapshots", "1", "--view-size", "32"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout.strip().splitlines()[-1])
     assert d["classes"] == [3, 1, 7] and len(d["values"]) == 3 and out.stat().st_size > 0
@@ -251,3 +255,4 @@ def test_cli_batched_classes_one_image_per_class(tmp_path):
 
     assert [Path(p).name[:4] for p in d["each"]] == ["000-", "001-", "002-"]
     assert all(Image.open(p).size == (64, 64) for p in d["each"])  # the canvas, not the upscaled tile
+    assert sorted(p.name[:4] for p in (tmp_path / "each" / "step1").iterdir()) == ["000-", "001-", "002-"]
