@@ -30,11 +30,14 @@ system:
 
 setup: $(STAMP) system
 
+# CIFAR-10 from the shared offline archive when it is there; else `--data auto` tries a download, then Fashion-MNIST.
+DEMO_DATA := $(if $(wildcard ../shared/data/cifar10-jpeg.tar.gz),--data-root ../shared/data,)
+
 demo: setup
-	$(VENV)/bin/cnnviz demo --quick --out demo-out
+	$(VENV)/bin/cnnviz demo --quick $(DEMO_DATA) --out demo-out
 
 demo-full: setup
-	$(VENV)/bin/cnnviz demo --out demo-out
+	$(VENV)/bin/cnnviz demo $(DEMO_DATA) --out demo-out
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

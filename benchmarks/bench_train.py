@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -103,7 +101,9 @@ def main() -> None:
     print(f"  first epoch (includes caching train+eval features): cached {cached['first_epoch_s']:.2f} s, "
           f"frozen {frozen['first_epoch_s']:.2f} s; val accuracy {cached['val_accuracy']:.3f} vs {frozen['val_accuracy']:.3f}")
     if a.json:
-        a.json.write_text(json.dumps(res, indent=2, default=lambda o: o if not isinstance(o, float) or math.isfinite(o) else None))
+        from cnnviz.atomic import dumps_json
+
+        a.json.write_text(dumps_json(res, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cnnviz.cli.common import device_option, emit_json, info, json_option, seed_option
+from cnnviz.cli.common import BATCH_SIZE, IMAGE_SIDE, NUM_WORKERS, device_option, emit_json, info, json_option, seed_option
 
 MODES = ("scratch", "lp", "ft", "lpft")
 AUGMENTS = ("none", "basic", "strong")
@@ -28,9 +28,9 @@ def _train_options(f: Callable) -> Callable:
     opts = [
         click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True),
         click.option("--lp-epochs", type=click.IntRange(min=1), default=None, help="lpft: linear-probe epochs first [epochs/2]."),
-        click.option("--image-size", type=click.IntRange(min=8), default=None,
+        click.option("--image-size", type=IMAGE_SIDE, default=None,
                      help="Train/eval at SxS [the data's size for simplecnn; at least 64 for ImageNet models]."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True),
+        click.option("--batch-size", type=BATCH_SIZE, default=64, show_default=True, help="Global batch size."),
         click.option("--lp-lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate of linear-probe epochs [1e-2 adamw, 0.1 sgd]."),
         click.option("--backbone-lr-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="ft/lpft: the backbone's LR is lr x this (the head keeps lr)."),
@@ -46,7 +46,15 @@ def _train_options(f: Callable) -> Callable:
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on a stratified, seeded subset of N images."),
         click.option("--weights", type=click.Choice(["pretrained", "random"]), default=None,
                      help="Start weights [random for scratch, pretrained otherwise]."),
-        click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes."),
+        click.option("--unfreeze", type=click.IntRange(min=0), default=None, metavar="N",
+                     help="ft/lpft: fine-tune only the last N stages (and the head); earlier stages stay frozen, BatchNorm statistics too."),
+        click.option("--probe-layer", default=None, metavar="LAYER",
+                     help="Cut the network after LAYER (a stage or block, e.g. blocks.4) and train a new linear head on its pooled features."),
+        click.option("--random-labels", is_flag=True,
+                     help="Permute the training labels with --seed (test labels stay real): the data-randomization sanity check."),
+        click.option("--num-workers", type=NUM_WORKERS, default=0, show_default=True, help="DataLoader worker processes."),
+        click.option("--grad-checkpointing", is_flag=True,
+                     help="timm models: recompute activations in the backward pass (~1/3 more compute, a fraction of the memory)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on GPUs for long runs)."),
         click.option("--no-amp", is_flag=True, help="CUDA: train in float32 instead of bf16/fp16 autocast."),
         click.option("--no-cache", is_flag=True, help="LP: run the frozen backbone every epoch instead of caching its features."),
@@ -68,6 +76,8 @@ def _config(**kw: Any):  # noqa: ANN202
         label_smoothing=kw["label_smoothing"], limit=kw["limit"], eval_limit=kw["eval_limit"], seed=kw["seed"],
         device=kw["device"], out=kw.get("out"), resume=kw.get("resume", False), data_root=kw["data_root"],
         compile=kw["compile_"], amp=not kw["no_amp"], num_workers=kw["num_workers"], cache_features=not kw["no_cache"],
+        unfreeze=kw["unfreeze"], probe_layer=kw["probe_layer"], random_labels=kw["random_labels"],
+        grad_checkpointing=kw["grad_checkpointing"],
     )
 
 
@@ -121,13 +131,14 @@ def train(as_json: bool, no_progress: bool, **kw: Any) -> None:
 @click.option("--model", "model_spec", required=True, metavar="CKPT", help="A checkpoint from `cnnviz train` (or any model spec whose classes match the data).")
 @_data_options
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--batch-size", type=BATCH_SIZE, default=128, show_default=True)
+@click.option("--num-workers", type=NUM_WORKERS, default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False), default=None, help="Also save the confusion matrix as this PNG.")
 @seed_option
 @device_option
 @json_option
 def evaluate(model_spec: str, data: str, data_root: str | None, eval_limit: int | None, split: str, batch_size: int,
-             confusion_png: str | None, seed: int, device: str, as_json: bool) -> None:
+             num_workers: int, confusion_png: str | None, seed: int, device: str, as_json: bool) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of a model on a dataset."""
     import sys
 
@@ -138,7 +149,7 @@ def evaluate(model_spec: str, data: str, data_root: str | None, eval_limit: int 
 
     model, minfo, dev = load(model_spec, "pretrained", device)
     ds = open_split(data, split, data_root=data_root, limit=eval_limit, seed=seed)
-    res = evaluate_model(model, minfo, ds, batch_size=batch_size, device=dev, progress=sys.stderr.isatty())
+    res = evaluate_model(model, minfo, ds, batch_size=batch_size, device=dev, progress=sys.stderr.isatty(), num_workers=num_workers)
     res.update(model=minfo.arch, mode=minfo.mode, data=data, split=split)
     if confusion_png:
         plot_confusion(res["confusion"], minfo.class_names, confusion_png, f"{minfo.label} on {data} ({split}): {res['accuracy']:.3f}")
@@ -167,6 +178,8 @@ def _floats(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
             if f <= 0:
                 raise click.BadParameter(f"learning rates must be positive, got {part}")
             out.append(f)
+    if not out:
+        raise click.BadParameter(f"no learning rate in {', '.join(map(repr, value))}: give one or more, e.g. --lr 1e-4,1e-3")
     return out
 
 
@@ -205,14 +218,15 @@ def sweep(models: tuple[str, ...], modes: tuple[str, ...], lrs: list[float], out
         from cnnviz.train.sweep import summary_markdown
 
         click.echo(summary_markdown(rows), nl=False)
-    info(f"wrote {out}/summary.md, summary.json, sweep.png")
+    written = [f for f in ("summary.md", "summary.json", "sweep.png") if (Path(out) / f).is_file()]
+    info(f"wrote {out}/: {' '.join(written)}" if rows else f"no finished setting to summarize; wrote {out}/: {' '.join(written)}")
 
 
 @click.command()
 @click.argument("image")
 @click.option("--preset", type=click.Choice(AUGMENTS), default="basic", show_default=True)
 @click.option("--n", "n", type=click.IntRange(min=1, max=64), default=16, show_default=True, help="Tiles (the first is the unaugmented image).")
-@click.option("--size", type=click.IntRange(min=8), default=None, help="Tile size [the image's short side, at most 224].")
+@click.option("--size", type=IMAGE_SIDE, default=None, help="Tile size [the image's short side, at most 224].")
 @seed_option
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG path [augment-PRESET.png].")
 def augment(image: str, preset: str, n: int, size: int | None, seed: int, out: str | None) -> None:
@@ -220,7 +234,7 @@ def augment(image: str, preset: str, n: int, size: int | None, seed: int, out: s
 
     IMAGE is a file, or the name of a bundled sample photo (chelsea, coffee, astronaut, rocket).
     """
-    from cnnviz.augment import PRESET_HELP, augment_samples
+    from cnnviz.transforms import PRESET_HELP, augment_samples
     from cnnviz.images import SAMPLE_IMAGES, load_image, sample_image
     from cnnviz.render import tile, titled
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -17,9 +18,10 @@ from cnnviz.errors import ImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 MAX_SIDE = 4096  # larger images are downsampled while decoding (JPEG draft) to bound memory
-# Formats without reduced-resolution decoding (PNG, TIFF...) are decoded whole: refuse absurd sizes
-# (a decompression bomb or a 1 GB bitmap) with a clear message instead of exhausting memory.
-MAX_DECODE_PIXELS = 200_000_000
+# Formats without reduced-resolution decoding (PNG, TIFF...) are decoded whole: refuse more than this
+# many pixels (a decompression bomb: a few KB of PNG can claim 13000x13000) with a clear message
+# instead of exhausting memory. 40 MP is a 7300x5500 photo, about 120 MB as RGB.
+MAX_DECODE_PIXELS = 40_000_000
 SAMPLE_IMAGES = ("chelsea", "coffee", "astronaut", "rocket", "cat")
 
 
@@ -27,32 +29,53 @@ def load_image(path: str | os.PathLike[str], max_side: int = MAX_SIDE) -> np.nda
     """Read ``path`` -> ``(H, W, 3) uint8`` RGB, EXIF-rotated, at most ``max_side`` px on a side.
 
     Handles grayscale, RGBA/LA (composited on white), palette, 16-bit and float TIFFs, CMYK.
-    Raises ``ImageError`` with the file name for anything unreadable.
+    Memory stays bounded whatever the file claims: JPEGs larger than ``max_side`` are decoded at
+    reduced size (1/2 ... 1/8), other formats over ``MAX_DECODE_PIXELS`` are refused. PIL's global
+    decompression-bomb guard is left as it is. Raises ``ImageError`` with the file name for
+    anything unreadable or too large.
     """
-    from PIL import Image, ImageOps
-
     p = Path(path)
     if not p.exists():
         raise ImageError(f"image not found: '{p}'")
     if p.is_dir():
         raise ImageError(f"'{p}' is a folder, not an image")
-    Image.MAX_IMAGE_PIXELS = None  # we bound memory ourselves via draft()/reduce below
+    if not p.is_file():  # a FIFO or a device (/dev/zero) would block or never end
+        raise ImageError(f"'{p}' is not a regular file, not an image")
+    return decode_image(p, str(p), max_side)
+
+
+def decode_image(src: "str | os.PathLike[str] | BinaryIO", name: str, max_side: int = MAX_SIDE) -> np.ndarray:
+    """``load_image`` for a path or an open binary file (e.g. a member of an archive) named ``name``."""
+    import warnings
+
+    from PIL import Image, ImageOps
+
     try:
-        with Image.open(p) as im:
-            if im.format == "JPEG" and max(im.size) > max_side:
-                im.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4, 1/8 scale: never the full bitmap
-            elif im.size[0] * im.size[1] > MAX_DECODE_PIXELS:
+        with warnings.catch_warnings():
+            # PIL warns above its own pixel guard; our limits below are tighter and raise instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(src)
+        with im:
+            w, h = im.size
+            if im.format == "JPEG" and max(w, h) > max_side:
+                fh, fw = _fit((h, w), max_side)
+                im.draft("RGB", (fw, fh))  # decode at 1/2, 1/4, 1/8 scale: never the full bitmap
+            # after a JPEG draft at most ~(2 max_side)^2 pixels remain; other formats decode whole
+            limit = MAX_DECODE_PIXELS if im.format != "JPEG" else 2 * MAX_DECODE_PIXELS
+            if im.size[0] * im.size[1] > limit:
                 raise ImageError(
-                    f"image '{p}' is {im.size[0]}x{im.size[1]} pixels, too large to decode as {im.format}; "
-                    "downscale it first or save it as JPEG (decoded at reduced size)."
+                    f"image '{name}' is {w}x{h} pixels ({w * h / 1e6:.0f} MP), more than cnnviz decodes for "
+                    f"{im.format} ({limit / 1e6:.0f} MP); downscale it first, or save it as JPEG (decoded at reduced size)."
                 )
             im.load()
             im = ImageOps.exif_transpose(im)
             arr = to_rgb_uint8(im)
     except ImageError:
         raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"image '{name}' claims more pixels than PIL's decompression-bomb guard allows; refusing to decode it.") from None
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ValueError...
-        raise ImageError(f"cannot read image '{p}': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise ImageError(f"cannot read image '{name}': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if max(arr.shape[:2]) > max_side:
         arr = resize_image(arr, _fit(arr.shape[:2], max_side))
     return arr
@@ -135,40 +158,24 @@ def expand_image_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def to_tensor(
-    img: np.ndarray,
-    mean: Sequence[float],
-    std: Sequence[float],
-    size: tuple[int, int],
-) -> "torch.Tensor":  # noqa: F821
-    """``(H, W, 3) uint8`` -> normalized ``(1, C, h, w)`` float tensor, C = ``len(mean)`` (1 or 3).
+# The image -> tensor functions live in cnnviz.transforms (the one path every caller uses); these
+# names stay importable from here.
+def to_tensor(img: np.ndarray, mean: Sequence[float], std: Sequence[float], size: tuple[int, int]) -> "torch.Tensor":  # noqa: F821
+    """``(H, W, 3) uint8`` -> normalized ``(1, C, h, w)``; see ``cnnviz.transforms.to_tensor``."""
+    from cnnviz.transforms import to_tensor as _to_tensor
 
-    The whole image is resized to ``size`` (no crop). One-channel models get the luminance.
-    """
-    import torch
-
-    x = resize_image(img, size).astype(np.float32) / 255.0
-    if len(mean) == 1:
-        x = (x @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-    t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)
-    m = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
-    return ((t - m) / s).unsqueeze(0)
+    return _to_tensor(img, mean, std, size)
 
 
 def preprocess(img: np.ndarray, info: "ModelInfo", size: tuple[int, int] | None = None) -> "torch.Tensor":  # noqa: F821
-    """``to_tensor`` with the model's own mean/std and input size: ``(1, C, H, W)``."""
-    return to_tensor(img, info.mean, info.std, size or tuple(info.input_size[1:]))
+    """The model's input ``(1, C, H, W)`` for an image; see ``cnnviz.transforms.preprocess``."""
+    from cnnviz.transforms import preprocess as _preprocess
+
+    return _preprocess(img, info, size)
 
 
 def denormalize(x: "torch.Tensor", mean: Sequence[float], std: Sequence[float]) -> np.ndarray:  # noqa: F821
-    """Inverse of ``to_tensor`` for display: ``(C, H, W)`` or ``(1, C, H, W)`` -> ``(H, W, 3) uint8``."""
-    import torch
+    """``(C, H, W)`` or ``(1, C, H, W)`` -> ``(H, W, 3) uint8``; see ``cnnviz.transforms.denormalize``."""
+    from cnnviz.transforms import denormalize as _denormalize
 
-    t = x.detach().float().cpu()
-    if t.dim() == 4:
-        t = t[0]
-    m = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
-    a = ((t * s + m).clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else np.ascontiguousarray(a)
+    return _denormalize(x, mean, std)

@@ -38,9 +38,9 @@ def _demo(args):
 
 
 def _tiny_runs(monkeypatch, data: Path):
-    import cnnviz.cli.gallery as G
+    import cnnviz.report.demo as D
 
-    monkeypatch.setattr(G, "demo_runs", lambda quick, spec: [(n, {**f, "data": spec}) for n, f in TINY])
+    monkeypatch.setattr(D, "demo_runs", lambda quick, spec: [(n, {**f, "data": spec}) for n, f in TINY])
 
 
 @pytest.mark.slow
@@ -74,7 +74,7 @@ def test_demo_trains_compares_publishes_and_reuses(folder_data, tmp_path, monkey
 
 def test_demo_quick_recipe_is_small():
     """--quick stays a few-minutes job: capped data, small images, few epochs."""
-    from cnnviz.cli.gallery import demo_runs
+    from cnnviz.report.demo import demo_runs
     from cnnviz.train import TrainConfig
 
     runs = demo_runs(True, "fashion-mnist")
@@ -85,3 +85,48 @@ def test_demo_quick_recipe_is_small():
         TrainConfig(**f).validate()  # every field is one the trainer knows
     for _, f in demo_runs(False, "fashion-mnist"):
         TrainConfig(**f).validate()
+
+
+def test_demo_auto_picks_cifar10_when_a_copy_is_local(tmp_path, monkeypatch):
+    """--data auto: the extracted cifar10/ folder in --data-root is found; nothing is downloaded."""
+    import cnnviz.datasets.locate as L
+    from cnnviz.report.demo import resolve_demo_data
+
+    for split in ("train", "test"):
+        (tmp_path / "cifar10" / split / "cat").mkdir(parents=True)
+    monkeypatch.setattr(L, "download", lambda *a, **k: pytest.fail("must not download a dataset found locally"))
+    assert resolve_demo_data("auto", str(tmp_path)) == "cifar10"
+    assert resolve_demo_data("fashion-mnist", str(tmp_path)) == "fashion-mnist"  # an explicit spec is kept
+
+
+def test_demo_auto_falls_back_to_fashion_mnist_offline(tmp_path, monkeypatch):
+    """No local CIFAR-10 and the download fails: Fashion-MNIST, said in one line."""
+    import cnnviz.datasets.locate as L
+    from cnnviz.errors import DataError
+    from cnnviz.report.demo import resolve_demo_data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CNNVIZ_DATA", raising=False)
+
+    def offline(*a, **k):
+        raise DataError("offline")
+
+    monkeypatch.setattr(L, "download", offline)
+    said: list[str] = []
+    assert resolve_demo_data("auto", str(tmp_path / "empty"), said.append) == "fashion-mnist"
+    assert len(said) == 1 and "Fashion-MNIST" in said[0]
+
+
+def test_demo_natural_images_give_lite0_a_larger_input_at_equal_recipes():
+    """On CIFAR-10 every Lite0 run sees the same size (fair scratch vs transfer), larger than Fashion-MNIST's."""
+    from cnnviz.report.demo import demo_runs
+    from cnnviz.train import TrainConfig
+
+    for quick in (True, False):
+        lite = [f for _, f in demo_runs(quick, "cifar10") if f["model"] == "efficientnet_lite0"]
+        sizes = {f["image_size"] for f in lite}
+        grey = {f["image_size"] for _, f in demo_runs(quick, "fashion-mnist") if f["model"] == "efficientnet_lite0"}
+        assert len(sizes) == 1 and min(sizes) > max(grey)
+        assert len({(f["limit"], f["eval_limit"]) for f in lite}) == 1
+        for f in lite:
+            TrainConfig(**f).validate()

@@ -172,6 +172,9 @@ def test_batched_classes_one_image_each_and_snapshots_equal_shorter_runs(tiny_cn
     assert np.array_equal(res.snapshots[3], short.images) and np.array_equal(res.snapshots[6], res.images)
     with pytest.raises(TargetError):
         maximize_classes(model, info, [0, 5], steps=1)
+    for bad in ({"lr": float("nan")}, {"lr": 0.0}, {"steps": 0}, {"size": 4}, {"batch": 0}):
+        with pytest.raises(CnnvizError):
+            maximize(model, info, O.class_logit(0), **{"steps": 1, **bad})
 
 
 def test_check_unit_bounds(tiny_cnn):

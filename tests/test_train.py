@@ -198,3 +198,151 @@ def test_lite0_lpft_end_to_end(tmp_path):
     assert [h["phase"] for h in m["history"]] == ["lp", "train"]
     assert m["history"][0]["val_accuracy"] > 0.35  # chance is 0.10; 10 probe steps on ImageNet features
     assert m["input_size"] == [3, 64, 64] and m["test_accuracy"] >= m["history"][0]["val_accuracy"] - 0.1  # FT keeps the probe's gains
+
+
+def test_random_labels_permute_training_labels_only(tmp_path):
+    """--random-labels (sanity checks, Adebayo et al. 2018): train labels shuffled by the seed, test labels real."""
+    from cnnviz.train.loop import _open_splits
+
+    cfg = tiny_cfg(tmp_path / "r", random_labels=True, epochs=2, stop_after=1)
+    tr, te = _open_splits(cfg)
+    real_tr, real_te = _open_splits(dataclasses.replace(cfg, random_labels=False))
+    assert sorted(tr.targets) == sorted(real_tr.targets)  # a permutation: class counts unchanged
+    assert np.mean(np.asarray(tr.targets) != np.asarray(real_tr.targets)) > 0.5
+    assert te.targets == real_te.targets
+    np.testing.assert_array_equal(tr.array(5), real_tr.array(5))  # same images, other labels
+    assert _open_splits(cfg)[0].targets == tr.targets  # seeded
+    m = train_run(cfg, progress=False)
+    assert m["stopped_after"] == 1
+    from cnnviz.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tmp_path / "r" / "ckpt.pt")
+    assert ck["config"]["random_labels"] is True and ck["train_state"]["recipe"]["random_labels"] is True
+    with pytest.raises(TrainError, match="random_labels=True"):
+        train_run(dataclasses.replace(cfg, random_labels=False, resume=True, stop_after=None), progress=False)
+    done = train_run(dataclasses.replace(cfg, resume=True, stop_after=None), progress=False)
+    assert done["random_labels"] is True and done["config"]["random_labels"] is True
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["random_labels"] is True
+
+
+def test_training_holds_uint8_images_at_their_own_size(tmp_path):
+    """Memory bounded by a batch, not the split: the split stays uint8 at 28 px even when training at 96 px."""
+    from cnnviz.device import resolve_device
+    from cnnviz.train import distributed as D
+    from cnnviz.train.loop import _open_splits, open_data
+    from cnnviz.train.modes import build_for_mode
+
+    ctx = D.DistContext(device=resolve_device("cpu"))
+    held = {}
+    for limit in (160, 320):
+        cfg = tiny_cfg(tmp_path / "m", image_size=96, limit=limit)
+        tr_ds, te_ds = _open_splits(cfg)
+        _, info = build_for_mode(cfg, tr_ds.class_names, tr_ds.channels, tr_ds.image_size)
+        data = open_data(cfg, info, ctx, tr_ds, te_ds)
+        tensors = {k: v for k, v in vars(data.tr).items() if isinstance(v, torch.Tensor)}
+        assert set(tensors) == {"held", "y"}  # nothing else of the split is kept
+        assert data.tr.held.dtype == torch.uint8 and tuple(data.tr.held.shape) == (limit, 1, 28, 28)
+        held[limit] = data.tr.held_bytes
+        x, y, idx = next(data.tr.batches(list(range(limit)), True, _cpu_acc()))
+        assert tuple(x.shape) == (32, 1, 96, 96) and x.dtype == torch.float32  # resized per batch
+    assert held == {160: 160 * 28 * 28, 320: 320 * 28 * 28}
+    # with augmentation nothing is held: images are read, augmented and resized per batch
+    cfg = tiny_cfg(tmp_path / "a", image_size=96, augment="basic")
+    tr_ds, te_ds = _open_splits(cfg)
+    _, info = build_for_mode(cfg, tr_ds.class_names, tr_ds.channels, tr_ds.image_size)
+    data = open_data(cfg, info, ctx, tr_ds, te_ds)
+    assert data.tr.held is None and data.tr.held_bytes == 0
+    x, _, _ = next(data.tr.batches(list(range(64)), True, _cpu_acc()))
+    assert tuple(x.shape) == (32, 1, 96, 96)
+
+
+def _cpu_acc():
+    from cnnviz.train.loop import _Accel
+
+    return _Accel(torch.device("cpu"), None, False, None)
+
+
+def test_lp_feature_cache_is_n_by_d(scratch_run, tmp_path):
+    src, _ = scratch_run
+    m = train_run(tiny_cfg(tmp_path / "lp", model=str(src / "ckpt.pt"), mode="lp", epochs=1, image_size=40), progress=False)
+    # 160 train + 80 test images: uint8 at 28 px, plus one feature vector (simplecnn width 4 depth 2: 8 floats) each
+    assert m["held_data_bytes"] == 240 * 28 * 28 + 240 * 8 * 4
+    assert m["input_size"] == [1, 40, 40]
+
+
+def test_unfreeze_trains_only_the_last_stages(scratch_run, tmp_path):
+    """--mode ft --unfreeze 1: the last stage and the head train; the first stage, BatchNorm statistics included, does not."""
+    from cnnviz.models import load_model
+
+    src, _ = scratch_run
+    out = tmp_path / "uf"
+    m = train_run(tiny_cfg(out, model=str(src / "ckpt.pt"), mode="ft", epochs=1, unfreeze=1, bn="train"), progress=False)
+    before, after = _state(src / "ckpt.pt"), _state(out / "ckpt.pt")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    first_stage = {k for k in before if k.split(".")[0] == "features" and int(k.split(".")[1]) <= 6}
+    assert changed and not changed & first_stage  # frozen, running stats too
+    assert {"features.7.weight", "features.8.running_mean", "classifier.2.weight"} <= changed
+    assert m["trainable"]["stages"] == ["features.7-11", "classifier.2"] and m["trainable"]["unfreeze"] == 1
+    assert 0 < m["trainable"]["trainable_params"] < m["trainable"]["total_params"]
+    _, info = load_model(str(out / "ckpt.pt"))
+    assert info.config["unfreeze"] == 1 and info.metrics["trainable"]["stages"][-1] == "classifier.2"
+    with pytest.raises(TrainError, match=r"--unfreeze 5: SimpleCNN has 2 stages before its head \(features.0-4, features.7-11\)"):
+        train_run(tiny_cfg(tmp_path / "x", model=str(src / "ckpt.pt"), mode="ft", epochs=1, unfreeze=5), progress=False)
+    with pytest.raises(TrainError, match="--mode ft or lpft"):
+        TrainConfig(mode="lp", unfreeze=1).validate()
+
+
+def test_unfreeze_on_timm_and_torchvision_stages():
+    import torchvision
+
+    from cnnviz.models import build_model
+    from cnnviz.train.modes import set_train_mode, unfreeze
+
+    lite, _ = build_model("efficientnet_lite0", num_classes=3)
+    assert unfreeze(lite, last=2) == ["blocks.5", "blocks.6, conv_head, bn2", "classifier"]
+    assert not lite.blocks[4][0].conv_pw.weight.requires_grad and lite.blocks[5][0].conv_pw.weight.requires_grad
+    assert not lite.blocks[4].training and lite.blocks[5].training  # frozen stages stay in eval mode (BN stats fixed)
+    res = torchvision.models.resnet18(num_classes=3)
+    assert unfreeze(res, last=1) == ["layer4", "fc"]
+    assert not res.layer3[0].bn1.training and res.layer4[0].bn1.training and res.fc.weight.requires_grad
+    set_train_mode(res, freeze_bn=True)
+    assert not res.layer4[0].bn1.training  # --bn frozen also fixes the trained stages' statistics
+
+
+def test_probe_layer_checkpoint_loads_and_is_explainable(scratch_run, tmp_path):
+    """--probe-layer: a linear probe on an earlier layer's pooled features; the checkpoint is a normal model."""
+    from cnnviz.data import open_split
+    from cnnviz.errors import LayerError
+    from cnnviz.explain.cam import compute_cams
+    from cnnviz.models import load_model
+    from cnnviz.transforms import preprocess
+
+    src, _ = scratch_run
+    out = tmp_path / "pl"
+    m = train_run(tiny_cfg(out, model=str(src / "ckpt.pt"), mode="lp", epochs=2, probe_layer="features.6"), progress=False)
+    assert m["probe_layer"] == "features.6" and m["config"]["probe_layer"] == "features.6"
+    model, info = load_model(str(out / "ckpt.pt"))
+    assert info.arch_kwargs == {"width": 4, "depth": 2, "probe_layer": "features.6"}
+    assert isinstance(model.features[7], torch.nn.Identity) and model.classifier[2].in_features == 4
+    kept, trained = _state(src / "ckpt.pt"), _state(out / "ckpt.pt")
+    assert all(torch.equal(kept[k], trained[k]) for k in trained if k.startswith("features."))  # the probe froze them
+    ds = open_split("fashion-mnist", "test", limit=80, seed=0)
+    assert evaluate_model(model, info, ds)["accuracy"] == pytest.approx(m["test_accuracy"])
+    x = preprocess(ds[0][0], info)
+    cams = compute_cams(model, x, layer="features.3", info=info)
+    assert cams.maps.shape == (1, 28, 28) and np.isfinite(cams.maps).all()
+    with pytest.raises(LayerError, match="cut only after a stage or a block"):
+        train_run(tiny_cfg(tmp_path / "bad", model=str(src / "ckpt.pt"), mode="lp", epochs=1, probe_layer="classifier.2"), progress=False)
+
+
+@pytest.mark.slow
+def test_grad_checkpointing_changes_memory_not_results(tmp_path):
+    """Pretrained FT keeps BatchNorm statistics fixed, so recomputing activations gives the same weights."""
+    kw = dict(data="fashion-mnist", model="efficientnet_lite0", mode="ft", epochs=1, limit=64, eval_limit=32, batch_size=16,
+              image_size=32, device="cpu", tensorboard=False, max_steps=2)
+    a = train_run(TrainConfig(out=str(tmp_path / "a"), **kw), progress=False)
+    b = train_run(TrainConfig(out=str(tmp_path / "b"), grad_checkpointing=True, **kw), progress=False)
+    sa, sb = _state(tmp_path / "a" / "ckpt.pt"), _state(tmp_path / "b" / "ckpt.pt")
+    assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5) for k in sa)
+    assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
+    assert b["config"]["grad_checkpointing"] is True

@@ -151,8 +151,13 @@ def maximize(
         raise CnnvizError(f"--param {param!r} is not one of {', '.join(PARAMS)}.")
     if schedule not in SCHEDULES:
         raise CnnvizError(f"schedule {schedule!r} is not one of {', '.join(SCHEDULES)}.")
-    if steps < 1 or batch < 1:
-        raise CnnvizError("steps and batch must be at least 1.")
+    from cnnviz import limits
+
+    steps = limits.check_int("steps", steps, limits.STEPS)
+    batch = limits.check_int("batch", batch, limits.BATCH_SIZE)
+    if size is not None:
+        size = limits.check_int("size", size, limits.IMAGE_SIDE)
+    lr = limits.check_float("lr", lr, 0.0, 10.0, lo_open=True)
     views = _views(transforms, n_views, view_size)
     device = _model_device(model)
     c, mh, mw = info.input_size
@@ -230,7 +235,7 @@ def check_unit(model: nn.Module, info: "ModelInfo", layer: str, k: int,  # noqa:
 
 def default_diversity_layer(model: nn.Module, info: "ModelInfo") -> str:  # noqa: F821
     """A spatial layer about two thirds of the way through: where diversity is judged by default."""
-    from cnnviz.layers import spatial_layers
+    from cnnviz.probe import spatial_layers
 
     names = spatial_layers(model, info.input_size)
     if not names:

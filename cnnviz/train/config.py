@@ -22,7 +22,9 @@ DEFAULT_LR = {"adamw": {"scratch": 1e-3, "ft": 1e-4, "lp": 1e-2}, "sgd": {"scrat
 # fields that define the recipe: --resume refuses to continue a run started with different ones
 RECIPE_FIELDS = ("data", "model", "weights", "mode", "epochs", "lp_epochs", "image_size", "batch_size", "lr", "lp_lr",
                  "backbone_lr_scale", "bn", "optimizer", "weight_decay", "scheduler", "augment", "label_smoothing", "limit",
-                 "eval_limit", "seed")
+                 "eval_limit", "seed", "unfreeze", "probe_layer", "random_labels", "grad_checkpointing")
+# Sizes no run can use; the CLI refuses them first with the same bounds (cnnviz.cli.common).
+MAX_IMAGE_SIDE, MAX_BATCH_SIZE, MAX_WORKERS = 2048, 4096, 64
 
 
 class TrainError(CnnvizError):
@@ -41,8 +43,18 @@ class TrainConfig:
     fit on, which is the distortion LP-FT exists to avoid. ``backbone_lr_scale``
     multiplies the backbone's LR during fine-tuning (the head keeps ``lr``). ``image_size`` None means
     the data's own size for simplecnn, and at least 64 px for ImageNet architectures.
+    ``unfreeze`` N (ft, and the FT part of lpft): only the last N stages and the head train, the
+    earlier stages stay frozen in eval mode (their BatchNorm statistics too). ``probe_layer``: cut the
+    network after that layer and train a new linear head on its globally pooled features (a probe of
+    an earlier layer; with ``lp`` the classic "which layer transfers" experiment). ``random_labels``:
+    the training labels are permuted with ``seed`` (test labels stay real) - the data-randomization
+    sanity check of Adebayo et al. 2018.
+    ``grad_checkpointing`` (timm models): whole-network epochs keep only each block's input and
+    recompute the rest in the backward pass - about a third more compute for a fraction of the
+    activation memory, which is what a large batch at 224 px costs.
     ``stop_after`` ends the run after that many epochs in total, as if it were killed (for tests
-    and time-boxed jobs; finish it later with ``resume``).
+    and time-boxed jobs; finish it later with ``resume``). ``max_steps`` caps the batches of every
+    training epoch (smoke tests and memory benchmarks).
     """
 
     data: str = "fashion-mnist"
@@ -73,9 +85,14 @@ class TrainConfig:
     amp: bool = True  # CUDA only: bf16 where supported, else fp16 with a GradScaler
     num_workers: int = 0
     cache_features: bool = True  # LP without augmentation: backbone features computed once
-    preload: bool = True  # without augmentation: transform every image once, keep tensors in memory
+    preload: bool = True  # in-memory datasets: hold the split's uint8 images as one tensor (on the GPU when it fits)
     tensorboard: bool = True
     stop_after: int | None = None
+    unfreeze: int | None = None
+    probe_layer: str | None = None
+    random_labels: bool = False
+    grad_checkpointing: bool = False
+    max_steps: int | None = None
 
     def validate(self) -> TrainConfig:
         """Raise ``TrainError`` for values no run could use; returns self."""
@@ -87,8 +104,15 @@ class TrainConfig:
             (self.augment in AUGMENTS, f"--augment {self.augment!r} is not one of {', '.join(AUGMENTS)}."),
             (self.weights in (None, "pretrained", "random"), f"--weights {self.weights!r} is not one of pretrained, random."),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}."),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}."),
-            (self.image_size is None or self.image_size >= 8, f"--image-size must be at least 8, got {self.image_size}."),
+            (1 <= self.batch_size <= MAX_BATCH_SIZE, f"--batch-size must be 1-{MAX_BATCH_SIZE}, got {self.batch_size}."),
+            (self.image_size is None or 8 <= self.image_size <= MAX_IMAGE_SIDE,
+             f"--image-size must be 8-{MAX_IMAGE_SIDE}, got {self.image_size}."),
+            (0 <= self.num_workers <= MAX_WORKERS, f"--num-workers must be 0-{MAX_WORKERS}, got {self.num_workers}."),
+            (self.unfreeze is None or self.unfreeze >= 0, f"--unfreeze must be 0 or more, got {self.unfreeze}."),
+            (self.unfreeze is None or self.mode in ("ft", "lpft"),
+             f"--unfreeze chooses what fine-tuning trains: use it with --mode ft or lpft, not {self.mode}."),
+            (self.probe_layer is None or bool(str(self.probe_layer).strip()), "--probe-layer is empty."),
+            (self.max_steps is None or self.max_steps >= 1, f"max_steps must be positive, got {self.max_steps}."),
             (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}."),
             (self.lp_lr is None or self.lp_lr > 0, f"--lp-lr must be positive, got {self.lp_lr}."),
             (self.backbone_lr_scale >= 0, f"--backbone-lr-scale must be >= 0, got {self.backbone_lr_scale}."),

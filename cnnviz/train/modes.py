@@ -4,7 +4,8 @@
 * ``lp`` - pretrained backbone frozen (eval mode, so BatchNorm statistics stay put too), a new
   linear head trained on the backbone's pre-logits features.
 * ``ft`` - pretrained backbone + new head, every parameter trained (the backbone optionally at a
-  lower learning rate).
+  lower learning rate), or only the last N stages and the head (``unfreeze``); frozen stages keep
+  their BatchNorm statistics.
 * ``lpft`` - ``lp`` for K epochs, then ``ft`` starting from the probed head (Kumar et al. 2022).
 """
 
@@ -24,12 +25,18 @@ from cnnviz.train.config import TrainConfig, TrainError
 log = logging.getLogger(__name__)
 
 
+# ImageNet architectures on small images: inputs are upsampled to at least this side. Chosen by
+# measurement (docs/training.md, "Choosing the default image size").
+MIN_TRANSFER_SIDE = 64
+
+
 def default_image_size(cfg: TrainConfig, arch: str, native: tuple[int, int] | None) -> int:
-    """``--image-size`` when given; else the data's size for simplecnn, at least 64 px for others."""
+    """``--image-size`` when given; else the data's size for simplecnn, and for ImageNet architectures
+    the data's size clamped to ``[MIN_TRANSFER_SIDE, 224]``."""
     if cfg.image_size:
         return int(cfg.image_size)
     side = max(native) if native else 128
-    return side if arch.startswith("simplecnn") else max(64, min(side, 224))
+    return side if arch.startswith("simplecnn") else max(MIN_TRANSFER_SIDE, min(side, 224))
 
 
 def build_for_mode(cfg: TrainConfig, class_names: list[str], data_chans: int, native: tuple[int, int] | None) -> tuple[nn.Module, ModelInfo]:
@@ -61,6 +68,13 @@ def build_for_mode(cfg: TrainConfig, class_names: list[str], data_chans: int, na
         model, info = build_model(cfg.model, num_classes=n, in_chans=chans, pretrained=cfg.pretrained, input_size=(size, size))
         if cfg.pretrained:
             reset_head(model, n)  # a fresh head even if the class count happens to match
+    if cfg.probe_layer:
+        from cnnviz.train.truncate import truncate_at
+
+        if info.arch_kwargs.get("probe_layer") not in (None, cfg.probe_layer):
+            raise TrainError(f"--model is already cut after {info.arch_kwargs['probe_layer']!r}; --probe-layer cannot cut it again.")
+        truncate_at(model, cfg.probe_layer, n, info.input_size)
+        info.arch_kwargs = {**info.arch_kwargs, "probe_layer": cfg.probe_layer}
     info.num_classes = n
     info.class_names = list(class_names)
     info.mode = cfg.mode
@@ -101,20 +115,39 @@ def freeze_backbone(model: nn.Module) -> nn.Module:
     return head
 
 
-def unfreeze(model: nn.Module, freeze_bn: bool = False) -> None:
-    """FT / scratch: every parameter trainable, train mode (BatchNorm statistics fixed if ``freeze_bn``)."""
-    for p in model.parameters():
-        p.requires_grad_(True)
+def unfreeze(model: nn.Module, freeze_bn: bool = False, last: int | None = None) -> list[str]:
+    """FT / scratch: every parameter trainable, or (``last`` = N) only the last N stages and the head.
+
+    Returns the labels of the stages that train (``stage_groups``). Frozen stages stay in eval mode
+    (``set_train_mode``), so their BatchNorm statistics do not move either.
+    """
+    groups = stage_groups(model)
+    if last is None:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        chosen = groups
+    else:
+        stages = groups[:-1]
+        if not 0 <= last <= len(stages):
+            raise TrainError(f"--unfreeze {last}: {type(model).__name__} has {len(stages)} stages before its head "
+                             f"({', '.join(label for label, _ in stages)}); use 0-{len(stages)}.")
+        chosen = stages[len(stages) - last:] + groups[-1:]
+        trained = {n for _, names in chosen for n in names}
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in trained)
     set_train_mode(model, freeze_bn)
+    return [label for label, _ in chosen]
 
 
 def set_train_mode(model: nn.Module, freeze_bn: bool = False) -> None:
-    """``model.train()``; with ``freeze_bn`` the BatchNorm layers stay in eval mode (running stats used, not updated)."""
+    """``model.train()``, except: with ``freeze_bn`` every BatchNorm stays in eval mode (running stats
+    used, not updated), and any module whose parameters are all frozen stays in eval mode (a frozen
+    stage keeps its BatchNorm statistics and has no dropout)."""
     model.train()
-    if freeze_bn:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
+    for m in model.modules():
+        own = list(m.parameters())
+        if (own and not any(p.requires_grad for p in own)) or (freeze_bn and isinstance(m, nn.modules.batchnorm._BatchNorm)):
+            m.eval()
 
 
 @torch.no_grad()
@@ -155,3 +188,82 @@ def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: in
     if cfg.scheduler == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total_steps)
     return None
+
+
+def stage_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
+    """The network's stages, input to output, as ``(label, parameter names)``; the last one is the head.
+
+    timm models say it themselves (``group_matcher``: stem, each stage, the head); for others the
+    stages are the children of the main ``nn.Sequential`` (torchvision's ``features``) or the
+    ``nn.Sequential`` children of the root (``layer1``...), with modules before the first stage in a
+    ``stem`` and modules between the last stage and the head joining that last stage.
+    """
+    hname = head_module(model)[0]
+    names = [n for n, _ in model.named_parameters()]
+    if hasattr(model, "group_matcher"):
+        from timm.models import group_parameters
+
+        grouped = group_parameters(model, model.group_matcher(coarse=True))
+        groups = [list(v) for _, v in sorted(grouped.items())]
+        # timm's last group is the head (with whatever it puts beside the classifier: a norm, conv_head...)
+        head = groups.pop() if groups and any(n.startswith(hname + ".") for n in groups[-1]) else []
+    else:
+        head_root = hname.split(".")[0]
+        groups = _generic_groups(model, head_root)
+        head = [n for n in names if n.startswith(head_root + ".")]  # an MLP head trains whole
+    head += [n for n in names if n.startswith(hname + ".") and n not in head]
+    in_head = set(head)
+    groups = [g for g in ([n for n in g if n not in in_head] for g in groups) if g]
+    return list(zip(_labels(groups), groups)) + [(hname, head)]
+
+
+def _generic_groups(model: nn.Module, head_root: str) -> list[list[str]]:
+    children = [(n, m) for n, m in model.named_children() if n != head_root and next(m.parameters(), None) is not None]
+    seqs = [n for n, m in children if isinstance(m, nn.Sequential)]
+    if len(seqs) == 1 and len(list(dict(children)[seqs[0]].children())) >= 2:
+        main = seqs[0]
+        kids = list(dict(children)[main].named_children())
+        if all(not list(m.children()) for _, m in kids):  # a flat conv/bn/relu/pool list (simplecnn, VGG): cut at pools
+            stages, run = [], []
+            for c, m in kids:
+                run.append(f"{main}.{c}")
+                if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) or c == kids[-1][0]:
+                    stages.append(run)
+                    run = []
+            stages = [st for st in stages if any(next(dict(kids)[q.split(".")[-1]].parameters(), None) is not None for q in st)]
+        else:
+            stages = [[f"{main}.{c}"] for c, m in kids if next(m.parameters(), None) is not None]
+    else:
+        stages = [[n] for n in (seqs or [n for n, _ in children])]
+    prefixes: list[list[str]] = [list(s) for s in stages]
+    first = [n for n, _ in children].index(stages[0][0].split(".")[0])
+    last = [n for n, _ in children].index(stages[-1][0].split(".")[0])
+    before = [n for n, _ in children[:first]]
+    after = [n for n, _ in children[last + 1:]]
+    if before:
+        prefixes.insert(0, before)
+    prefixes[-1] += after
+    return [[p for p, _ in model.named_parameters() if any(p.startswith(q + ".") for q in group)] for group in prefixes]
+
+
+def _labels(groups: list[list[str]]) -> list[str]:
+    """``blocks.3`` / ``conv_stem, bn1`` / ``blocks.6, conv_head, bn2`` / ``layer2``: the modules each group
+    covers (a container split over several groups, like timm's ``blocks``, is named with its index)."""
+    owners: dict[str, set[int]] = {}
+    for k, g in enumerate(groups):
+        for n in g:
+            owners.setdefault(n.split(".")[0], set()).add(k)
+    out = []
+    for g in groups:
+        seen: list[str] = []
+        for n in g:
+            parts = n.split(".")
+            key = ".".join(parts[:2]) if len(owners[parts[0]]) > 1 and len(parts) > 2 else parts[0]
+            if key not in seen:
+                seen.append(key)
+        heads = {k.split(".")[0] for k in seen}
+        if len(seen) > 2 and len(heads) == 1 and all(k.count(".") == 1 and k.split(".")[1].isdigit() for k in seen):
+            idx = [int(k.split(".")[1]) for k in seen]  # features.0, features.1, ... features.4 -> features.0-4
+            seen = [f"{heads.pop()}.{min(idx)}-{max(idx)}"]
+        out.append(", ".join(seen))
+    return out

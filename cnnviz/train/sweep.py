@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnviz.atomic import write_text
+from cnnviz.atomic import dumps_json, write_text
 from cnnviz.train.config import RECIPE_FIELDS, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def summary_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 def write_summary(rows: Sequence[dict[str, Any]], out: str | Path) -> None:
     out = Path(out)
-    write_text(out / "summary.json", json.dumps(list(rows), indent=2))
+    write_text(out / "summary.json", dumps_json(list(rows), indent=2))
     write_text(out / "summary.md", summary_markdown(rows))
     if rows:
         plot_sweep(rows, out / "sweep.png")
