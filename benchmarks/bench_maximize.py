@@ -78,7 +78,7 @@ def cnnviz_job(args, classes: list[int], outdir: Path, env: dict[str, str]) -> t
 
     exe = str(Path(sys.executable).with_name("cnnviz"))
     cmd = [exe, "maximize", "--model", args.model, "--class", ",".join(map(str, classes)), "--steps", str(args.steps),
-           "--seed", str(args.seed), "--each", str(outdir), "--out", str(outdir / "grid.png")]
+           "--seed", str(args.seed), "--each", str(outdir), "--out", str(outdir.parent / "cnnviz-grid.png")]
     if args.size:
         cmd += ["--size", str(args.size), "--view-size", str(args.size)]
     if args.snapshots:
@@ -186,7 +186,7 @@ def main() -> None:
         classes = draw_classes(num_classes, args.n, d)
         order = ("cnnviz", "lucent") if i % 2 == 0 else ("lucent", "cnnviz")
         imgs, secs = {}, {}
-        if args.rejudge and not all((root / f"draw{d}" / t / m).exists() for t, m in (("cnnviz", "grid.png"), ("lucent", "lucent.npz"))):
+        if args.rejudge and not all(any((root / f"draw{d}" / t).glob(m)) for t, m in (("cnnviz", "000-*.png"), ("lucent", "lucent.npz"))):
             print(f"draw {d}: not complete in {root}, skipped", flush=True)
             continue
         for tool in order:
@@ -199,13 +199,15 @@ def main() -> None:
                 secs[tool], imgs[tool] = job(args, classes, outdir, env)
                 write_text(outdir / "seconds.json", dumps_json({"seconds": secs[tool], "load": os.getloadavg()}))
             total[tool] += secs[tool]
+            kept = outdir / "seconds.json"
+            load = json.loads(kept.read_text())["load"][0] if args.rejudge and kept.exists() else os.getloadavg()[0]
             print(f"draw {d}: {tool} {len(classes)} classes x {args.steps} steps in {secs[tool]:.0f} s "
-                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+                  f"(load {load:.1f})", flush=True)
         entry = {"classes": classes, "seconds": secs, "hits": {}}
         for jname, jm, ji in judges:
             for k in budgets(args):
                 hc, hl = top5_hits(jm, ji, imgs["cnnviz"][k], classes), top5_hits(jm, ji, imgs["lucent"][k], classes)
-                entry["hits"][f"{jname}@{k}"] = {"cnnviz": hc.tolist(), "lucent": hl.tolist(), **summarize(hc, hl)}
+                entry["hits"][f"{jname}@{k}"] = {"cnnviz_hits": hc.tolist(), "lucent_hits": hl.tolist(), **summarize(hc, hl)}
                 acc = per.setdefault((jname, k), {"cnnviz": [], "lucent": []})
                 acc["cnnviz"].append(hc)
                 acc["lucent"].append(hl)

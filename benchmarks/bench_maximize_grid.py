@@ -49,8 +49,8 @@ def main() -> None:
     for tool, imgs in (("cnnviz", ours), ("lucent", theirs)):
         for k, (im, c) in enumerate(zip(imgs, classes)):
             big = im.repeat(a.upscale, 0).repeat(a.upscale, 1)
-            verdict = "ok" if hits[tool][k] else "--"
-            tiles.append(label(big, f"{verdict} {names[c].split(',')[0][:16]}", scale=0.35))
+            verdict = "ok" if hits[f"{tool}_hits"][k] else "--"
+            tiles.append(label(big, f"{verdict} {names[c].split(',')[0][:14]}", scale=0.5))
     grid = tile(tiles, ncols=len(classes))
     judge = res["judges"][0]
     size = res.get("size") or "native"

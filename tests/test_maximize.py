@@ -259,3 +259,15 @@ def test_cli_batched_classes_one_image_per_class(tmp_path):
     assert [Path(p).name[:4] for p in d["each"]] == ["000-", "001-", "002-"]
     assert all(Image.open(p).size == (64, 64) for p in d["each"])  # the canvas, not the upscaled tile
     assert sorted(p.name[:4] for p in (tmp_path / "each" / "step1").iterdir()) == ["000-", "001-", "002-"]
+
+
+def test_parse_classes_keeps_names_with_commas_whole():
+    from cnnviz.cli.units import _parse_classes
+    from cnnviz.models import ModelInfo
+
+    info = ModelInfo("x", 3, ["tabby, tabby cat", "goldfish", "Granny Smith"], (3, 32, 32), (0.5,) * 3, (0.5,) * 3)
+    assert _parse_classes(("tabby, tabby cat",), info) == [0]
+    assert _parse_classes(("goldfish,Granny Smith,0", "1"), info) == [1, 2, 0]
+    assert _parse_classes(("all",), info) == [0, 1, 2]
+    with pytest.raises(TargetError):
+        _parse_classes(("goldfish,nope",), info)
