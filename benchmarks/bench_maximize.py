@@ -1,135 +1,238 @@
-"""Class-maximizing images: cnnviz vs lucent at equal steps and seed, judged by a *different* network.
+"""Class images, cnnviz vs lucent: judged by a network that never saw the optimization, timed as whole jobs.
 
-Both make one image per class on the bundled ImageNet EfficientNet-Lite0 (224 px, one batch of all
-classes, Adam lr 0.05, FFT + decorrelated colour, their standard transforms); the bundled
-EfficientNet-Lite2 then classifies every image. Reports top-1/top-5 hit rates (Lite2 and Lite0)
-and seconds per image, and writes the two image strips side by side.
+For each draw of classes (``--draws 1,2``: ``numpy.random.default_rng(seed).choice(K, n)``; cnnviz's defaults
+were tuned on classes outside draws 1 and 2), both tools make one image per class in ONE batch at equal
+steps and seed, each as its own process, timed from start to exit (interpreter, CLI start-up, model load
+and image writing included):
 
-    .venv/bin/python benchmarks/bench_maximize.py --steps 128 --out docs/img/units-bench-maximize.png
-    # small inputs: a 48-px Fashion-MNIST Lite0 checkpoint, judged by a 28-px simplecnn checkpoint
-    .venv/bin/python benchmarks/bench_maximize.py --model lite0-48px.pt --judge simplecnn-28px.pt --classes all
+* cnnviz: ``cnnviz maximize --class a,b,... --steps S --each DIR --snapshots K`` (its defaults);
+* lucent: ``bench_maximize_lucent.py`` (``render_vis``, its defaults, thresholds K and S).
+
+The judge networks (``--judge``, default the bundled EfficientNet-Lite2; images made on Lite0) classify
+every image; a hit is the class in the judge's top 5. Reported per draw and pooled: hit rates with Wilson
+95% intervals, and the paired difference (same classes) with a bootstrap 95% interval over classes.
+The order alternates (draw 1: cnnviz first; draw 2: lucent first) so a load change hits both.
+
+    # the protocol in docs/benchmarks.md (96-px canvas seen at 96 px, 2 draws x 50 classes, 64 + 128 steps)
+    nice -n 5 .venv/bin/python benchmarks/bench_maximize.py --size 96 --steps 128 --snapshots 64 \\
+        --save /tmp/bench-maximize --json docs/bench/maximize.json
+    # small-input checkpoints: every class, judged by the model itself and a second model
+    .venv/bin/python benchmarks/bench_maximize.py --model a.pt --judge a.pt --judge b.pt --n 0 --draws 0 --steps 64
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-import torch
 
-CLASSES = [1, 9, 130, 281, 309, 407, 417, 574, 948, 980]  # goldfish ostrich flamingo tabby bee ambulance balloon golf-ball granny-smith volcano
+HERE = Path(__file__).resolve().parent
 
 
-def judge(model, info, images: np.ndarray, classes: list[int]) -> dict[str, float]:
+def draw_classes(num_classes: int, n: int, seed: int) -> list[int]:
+    """``n`` distinct classes drawn with ``seed`` (all of them, in order, when ``n`` is 0 or >= K)."""
+    if n <= 0 or n >= num_classes:
+        return list(range(num_classes))
+    return [int(c) for c in np.random.default_rng(seed).choice(num_classes, n, replace=False)]
+
+
+def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion ``k / n``."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (float(c - h), float(c + h))
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, rounds: int = 10000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``a - b`` (per-class hits, paired) and its bootstrap 95% interval, resampling classes."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(rounds, len(d)))
+    means = d[idx].mean(1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def run_job(cmd: list[str], env: dict[str, str]) -> float:
+    """Wall-clock seconds of one whole job (a subprocess); its stderr is shown only if it fails."""
+    t = time.perf_counter()
+    r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    secs = time.perf_counter() - t
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr[-4000:])
+        raise SystemExit(f"job failed ({r.returncode}): {' '.join(cmd[:6])} ...")
+    return secs
+
+
+def cnnviz_job(args, classes: list[int], outdir: Path, env: dict[str, str]) -> tuple[float, dict[int, np.ndarray]]:
+    from PIL import Image
+
+    exe = str(Path(sys.executable).with_name("cnnviz"))
+    cmd = [exe, "maximize", "--model", args.model, "--class", ",".join(map(str, classes)), "--steps", str(args.steps),
+           "--seed", str(args.seed), "--each", str(outdir), "--out", str(outdir.parent / "cnnviz-grid.png")]
+    if args.size:
+        cmd += ["--size", str(args.size), "--view-size", str(args.size)]
+    if args.snapshots:
+        cmd += ["--snapshots", args.snapshots]
+    cmd += args.cnnviz_args.split()
+    secs = run_job(cmd, env)
+
+    def read(folder: Path) -> np.ndarray:
+        files = sorted(p for p in folder.glob("[0-9][0-9][0-9]-*.png"))
+        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
+
+    out = {args.steps: read(outdir)}
+    for k in budgets(args)[:-1]:
+        out[k] = read(outdir / f"step{k}")
+    return secs, out
+
+
+def lucent_job(args, classes: list[int], outdir: Path, env: dict[str, str]) -> tuple[float, dict[int, np.ndarray]]:
+    npz = outdir / "lucent.npz"
+    cmd = [sys.executable, str(HERE / "bench_maximize_lucent.py"), "--model", args.model, "--classes",
+           ",".join(map(str, classes)), "--steps", str(args.steps), "--seed", str(args.seed), "--out", str(npz),
+           "--threads", str(args.threads), "--thresholds", args.snapshots or ""]
+    if args.size:
+        cmd += ["--size", str(args.size)]
+    secs = run_job(cmd, env)
+    with np.load(npz) as z:
+        out = {k: z[f"step{k}"] for k in budgets(args)}
+    return secs, {k: (np.repeat(v, 3, axis=3) if v.shape[3] == 1 else v) for k, v in out.items()}
+
+
+def read_kept(args, tool: str, outdir: Path) -> tuple[float, dict[int, np.ndarray]]:
+    """``--rejudge``: the images (and, if recorded, the job's seconds) an earlier run left in ``outdir``."""
+    from PIL import Image
+
+    t = outdir / "seconds.json"
+    secs = json.loads(t.read_text())["seconds"] if t.exists() else float("nan")
+    if tool == "lucent":
+        with np.load(outdir / "lucent.npz") as z:
+            return secs, {k: z[f"step{k}"] for k in budgets(args)}
+
+    def read(folder: Path) -> np.ndarray:
+        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("[0-9][0-9][0-9]-*.png"))])
+
+    return secs, {k: read(outdir if k == args.steps else outdir / f"step{k}") for k in budgets(args)}
+
+
+def budgets(args) -> list[int]:
+    return sorted({args.steps, *(int(k) for k in (args.snapshots or "").split(",") if k)})
+
+
+def top5_hits(model, info, images: np.ndarray, classes: list[int]) -> np.ndarray:
+    """``(N,)`` 1.0 where the class is in the model's top 5 for its image (top 1 if it has <= 5 classes)."""
+    import torch
+
     from cnnviz.images import preprocess
 
+    k = 5 if info.num_classes > 10 else 1
     with torch.no_grad():
-        logits = model(torch.cat([preprocess(im, info) for im in images]))
-    top = logits.topk(5, dim=1).indices
-    c = torch.tensor(classes)[:, None]
-    return {"top1": float((top[:, :1] == c).any(1).float().mean()), "top5": float((top == c).any(1).float().mean())}
+        z = torch.cat([model(torch.cat([preprocess(im, info) for im in images[i:i + 25]])) for i in range(0, len(images), 25)])
+    top = z.topk(k, dim=1).indices
+    return (top == torch.tensor(classes)[:, None]).any(1).float().numpy()
 
 
-def run_cnnviz(model, info, classes, steps, seed, **kwargs):
-    from cnnviz.explain.maximize import maximize_classes
-
-    t = time.perf_counter()
-    imgs = maximize_classes(model, info, classes, steps=steps, seed=seed, **kwargs)
-    return imgs, time.perf_counter() - t
-
-
-def run_lucent(model, info, classes, steps, seed, native=False):
-    from lucent.optvis import objectives, param, render, transform
-
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    obj = sum((objectives.channel("classifier", c, batch=i) for i, c in enumerate(classes[1:], 1)),
-              objectives.channel("classifier", classes[0], batch=0))
-    t = time.perf_counter()
-    # lucent's own behaviour for inputs under 224 px: it upsamples the image to 224 before the model
-    out = render.render_vis(model, obj, lambda: param.image(info.input_size[1], batch=len(classes)),
-                            transforms=transform.standard_transforms, thresholds=(steps,),
-                            show_image=False, progress=False, fixed_image_size=info.input_size[1] if native else None)
-    imgs = (np.clip(out[-1], 0, 1) * 255 + 0.5).astype(np.uint8)
-    return imgs, time.perf_counter() - t
+def summarize(hits_c: np.ndarray, hits_l: np.ndarray) -> dict:
+    n = len(hits_c)
+    d, lo, hi = paired_bootstrap(hits_c, hits_l)
+    return {"n": n, "cnnviz": float(hits_c.mean()), "cnnviz_ci": wilson(hits_c.sum(), n), "lucent": float(hits_l.mean()),
+            "lucent_ci": wilson(hits_l.sum(), n), "diff": d, "diff_ci": (lo, hi)}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=128)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--classes", type=str, default=",".join(map(str, CLASSES)), help="indices, or 'all'")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="efficientnet_lite0", help="the network the images are made on")
-    ap.add_argument("--judge", default="efficientnet_lite2", help="the different network that classifies them")
+    ap.add_argument("--judge", action="append", default=None,
+                    help="a judge network; repeat for several (the first is the headline) [efficientnet_lite2]")
+    ap.add_argument("--n", type=int, default=50, help="classes per draw (0: all)")
+    ap.add_argument("--draws", default="1,2", help="seeds of the class draws")
+    ap.add_argument("--steps", type=int, default=128)
+    ap.add_argument("--snapshots", default="64", help="also judge the images at these step counts (same runs)")
+    ap.add_argument("--size", type=int, default=None, help="canvas side, also the side the model sees [model's input]")
+    ap.add_argument("--seed", type=int, default=0, help="optimization seed (both tools)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--variants", default="cnnviz,lucent", help="cnnviz, cnnviz:mode=logprob,lr=0.08 (maximize_classes kwargs), lucent, lucent-native")
-    ap.add_argument("--out", default=None, help="PNG with one row of images per variant")
-    ap.add_argument("--timing-rounds", type=int, default=0,
-                    help="only time: alternate cnnviz and lucent this many rounds (--steps each, same classes), print medians")
+    ap.add_argument("--cnnviz-args", default="", help="extra `cnnviz maximize` options (variants)")
+    ap.add_argument("--save", default=None, help="keep the images here (DIR/drawD/{cnnviz,lucent}), for the grid")
+    ap.add_argument("--json", dest="json_out", default=None, help="write the results as JSON here")
+    ap.add_argument("--rejudge", action="store_true",
+                    help="run no jobs: judge the images an earlier run kept in --save (its draws that are complete)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    import torch
+
+    from cnnviz.atomic import dumps_json, write_text
     from cnnviz.models import load_model
 
-    lite0, info0 = load_model(args.model)
-    lite2, info2 = load_model(args.judge)
-    classes = list(range(info0.num_classes)) if args.classes == "all" else [int(c) for c in args.classes.split(",")]
-    # warm up torch.optim once (its first step imports torch._dynamo: seconds) so neither side pays it
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p])
-    p.sum().backward()
-    opt.step()
-    if args.timing_rounds:
-        import statistics
+    torch.set_num_threads(args.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    judges = [(j, *load_model(j)) for j in args.judge or ["efficientnet_lite2"]]
+    num_classes = judges[0][2].num_classes
+    root = Path(args.save) if args.save else Path(tempfile.mkdtemp(prefix="bench-maximize-"))
+    load0 = os.getloadavg()
+    results: dict = {"model": args.model, "judges": [j for j, _, _ in judges], "size": args.size, "steps": budgets(args),
+                     "seed": args.seed, "draws": {}, "load_before": load0}
+    per: dict = {}  # (judge, steps) -> {"cnnviz": [...], "lucent": [...]}
+    total = {"cnnviz": 0.0, "lucent": 0.0}
+    for i, d in enumerate(int(x) for x in args.draws.split(",")):
+        classes = draw_classes(num_classes, args.n, d)
+        order = ("cnnviz", "lucent") if i % 2 == 0 else ("lucent", "cnnviz")
+        imgs, secs = {}, {}
+        if args.rejudge and not all(any((root / f"draw{d}" / t).glob(m)) for t, m in (("cnnviz", "000-*.png"), ("lucent", "lucent.npz"))):
+            print(f"draw {d}: not complete in {root}, skipped", flush=True)
+            continue
+        for tool in order:
+            outdir = root / f"draw{d}" / tool
+            outdir.mkdir(parents=True, exist_ok=True)
+            job = cnnviz_job if tool == "cnnviz" else lucent_job
+            if args.rejudge:
+                secs[tool], imgs[tool] = read_kept(args, tool, outdir)
+            else:
+                secs[tool], imgs[tool] = job(args, classes, outdir, env)
+                write_text(outdir / "seconds.json", dumps_json({"seconds": secs[tool], "load": os.getloadavg()}))
+            total[tool] += secs[tool]
+            kept = outdir / "seconds.json"
+            load = json.loads(kept.read_text())["load"][0] if args.rejudge and kept.exists() else os.getloadavg()[0]
+            print(f"draw {d}: {tool} {len(classes)} classes x {args.steps} steps in {secs[tool]:.0f} s "
+                  f"(load {load:.1f})", flush=True)
+        entry = {"classes": classes, "seconds": secs, "hits": {}}
+        for jname, jm, ji in judges:
+            for k in budgets(args):
+                hc, hl = top5_hits(jm, ji, imgs["cnnviz"][k], classes), top5_hits(jm, ji, imgs["lucent"][k], classes)
+                entry["hits"][f"{jname}@{k}"] = {"cnnviz_hits": hc.tolist(), "lucent_hits": hl.tolist(), **summarize(hc, hl)}
+                acc = per.setdefault((jname, k), {"cnnviz": [], "lucent": []})
+                acc["cnnviz"].append(hc)
+                acc["lucent"].append(hl)
+        results["draws"][str(d)] = entry
+    results["pooled"] = {f"{j}@{k}": summarize(np.concatenate(v["cnnviz"]), np.concatenate(v["lucent"]))
+                         for (j, k), v in per.items()}
+    results["seconds"] = total
+    results["time_ratio"] = total["cnnviz"] / total["lucent"] if total["lucent"] else float("nan")
+    results["load_after"] = os.getloadavg()
 
-        times: dict[str, list[float]] = {"cnnviz": [], "lucent": []}
-        m = copy.deepcopy(lite0).eval()
-        for r in range(args.timing_rounds):
-            order = ("cnnviz", "lucent") if r % 2 == 0 else ("lucent", "cnnviz")  # alternate who goes first
-            for v in order:
-                _, secs = (run_cnnviz(lite0, info0, classes, args.steps, args.seed) if v == "cnnviz"
-                           else run_lucent(m, info0, classes, args.steps, args.seed))
-                times[v].append(secs / (len(classes) * args.steps))
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"seconds per image-step (median of {args.timing_rounds} alternating rounds, {len(classes)} images x "
-              f"{args.steps} steps): cnnviz {med['cnnviz']:.3f}, lucent {med['lucent']:.3f}, ratio {med['cnnviz'] / med['lucent']:.2f}x")
-        print(json.dumps({"timing": times}))
-        return
-    results, rows = {}, []
-    for variant in args.variants.split(","):
-        if variant.startswith("lucent"):
-            m = copy.deepcopy(lite0).eval()  # lucent leaves its hooks on the model: give it its own copy
-            # lucent-native: no upsampling to 224 for small models (its transforms then keep their 224-px sizes)
-            imgs, secs = run_lucent(m, info0, classes, args.steps, args.seed, native=variant == "lucent-native")
-        else:
-            # cnnviz[:key=value,...], e.g. cnnviz:mode=logit,lr=0.08
-            kw = dict(kv.split("=") for kv in variant.partition(":")[2].split(",") if kv)
-            kw = {k: (v if k == "mode" else float(v)) for k, v in kw.items()}
-            imgs, secs = run_cnnviz(lite0, info0, classes, args.steps, args.seed, **kw)
-        r = {"judge_lite2": judge(lite2, info2, imgs, classes), "self_lite0": judge(lite0, info0, imgs, classes),
-             "seconds_per_image": secs / len(classes)}
-        results[variant] = r
-        rows.append((variant, imgs))
-        print(f"{variant:14s} judge top-1 {r['judge_lite2']['top1']:.2f} top-5 {r['judge_lite2']['top5']:.2f} | "
-              f"own model top-1 {r['self_lite0']['top1']:.2f} | {r['seconds_per_image']:.2f} s/image", flush=True)
-    if "cnnviz" in results and "lucent" in results:
-        a, b = results["cnnviz"], results["lucent"]
-        print(f"ratio cnnviz/lucent: judge top-5 {a['judge_lite2']['top5']:.2f} vs {b['judge_lite2']['top5']:.2f}, "
-              f"time {a['seconds_per_image'] / b['seconds_per_image']:.2f}x")
-    print(json.dumps({"model": args.model, "judge": args.judge, "steps": args.steps, "seed": args.seed, "classes": classes,
-                      "results": results}))
-    if args.out:
-        from cnnviz.images import resize_image
-        from cnnviz.render import label, save_png
+    def pct(x: float) -> str:
+        return f"{100 * x:.0f}"
 
-        strips = []
-        for variant, imgs in rows:
-            tiles = [label(resize_image(im, (112, 112)), f"{variant} {info0.class_names[c][:14]}", scale=0.3)
-                     for im, c in zip(imgs, classes)]
-            strips.append(np.concatenate(tiles, axis=1))
-        save_png(np.concatenate(strips, axis=0), args.out)
+    print(f"\nmodel {args.model}, size {args.size or 'native'}, seed {args.seed}; top-5 hits (Wilson 95%), "
+          f"difference paired by class (bootstrap 95%)")
+    for key, s in results["pooled"].items():
+        rows = [(f"draw {d}", results["draws"][d]["hits"][key]) for d in results["draws"]] + [("pooled", s)]
+        for name, r in rows:
+            print(f"{key:28s} {name:8s} n={r['n']:3d}  cnnviz {pct(r['cnnviz'])}% [{pct(r['cnnviz_ci'][0])}-{pct(r['cnnviz_ci'][1])}]"
+                  f"  lucent {pct(r['lucent'])}% [{pct(r['lucent_ci'][0])}-{pct(r['lucent_ci'][1])}]"
+                  f"  diff {100 * r['diff']:+.0f} [{100 * r['diff_ci'][0]:+.0f}, {100 * r['diff_ci'][1]:+.0f}] points")
+    print(f"whole-job time (all draws): cnnviz {total['cnnviz']:.0f} s, lucent {total['lucent']:.0f} s, "
+          f"ratio {results['time_ratio']:.2f}x; load {load0[0]:.1f} before, {results['load_after'][0]:.1f} after")
+    if args.json_out:
+        write_text(args.json_out, dumps_json(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

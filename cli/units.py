@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from cnnviz.cli.common import (BATCH_SIZE, DRAWS, IMAGE_COUNT, TOP_K, device_option, emit_json, info, json_option, load,
-                               model_option, safe_name, seed_option)
+from cnnviz.cli.common import (BATCH_SIZE, DRAWS, IMAGE_COUNT, IMAGE_SIDE, STEPS, TOP_K, device_option, emit_json, info,
+                               json_option, load, model_option, safe_name, seed_option)
 
 
 def _bar(total: int, desc: str, unit: str = "step"):  # noqa: ANN202
@@ -24,6 +24,47 @@ def _progress(bar):  # noqa: ANN001, ANN202
     return cb
 
 
+def _parse_classes(values: tuple[str, ...], minfo) -> list[int]:  # noqa: ANN001
+    """Class indices from ``--class`` values: each a name, an index, ``all``, or a comma list ``a,b,c``.
+
+    ImageNet names hold commas ("tabby, tabby cat"), so a value that is a whole class name (or one of
+    its synonyms) is that class; anything else with commas is split. Duplicates keep their first place.
+    """
+    from cnnviz.errors import TargetError
+
+    out: list[int] = []
+    for v in values:
+        if v.strip().lower() == "all":
+            out.extend(range(minfo.num_classes))
+            continue
+        names = [n.lower() for n in minfo.class_names]
+        whole = v.strip().lower()
+        if "," not in v or whole in names or any(whole == s.strip() for n in names for s in n.split(",")):
+            out.append(minfo.class_index(v))
+            continue
+        parts = [x.strip() for x in v.split(",")]
+        if any(not x for x in parts):
+            raise TargetError(f"--class {v!r} has an empty entry; give names or indices separated by commas (e.g. 1,281,948).")
+        out.extend(minfo.class_index(x) for x in parts)
+    seen: set[int] = set()
+    return [c for c in out if not (c in seen or seen.add(c))]
+
+
+def _parse_steps(text: str | None, steps: int) -> list[int]:
+    """``--snapshots 16,64`` -> ``[16, 64]``: step counts in 1..steps-1 (steps itself is the final image)."""
+    from cnnviz.errors import CnnvizError
+
+    if not text:
+        return []
+    try:
+        ks = sorted({int(v) for v in text.split(",")})
+    except ValueError:
+        raise CnnvizError(f"--snapshots {text!r} must be step counts separated by commas (e.g. 16,64).") from None
+    if ks[0] < 1 or ks[-1] >= steps:
+        raise CnnvizError(f"--snapshots must lie between 1 and {steps - 1} (--steps is {steps}).")
+    return ks
+
+
 def _parse_yx(text: str | None) -> tuple[int, int] | None:
     from cnnviz.errors import CnnvizError
 
@@ -36,50 +77,90 @@ def _parse_yx(text: str | None) -> tuple[int, int] | None:
     return y, x
 
 
-@click.command()
+def _finite_positive(ctx, param, value):  # noqa: ANN001, ANN202
+    """click's FloatRange lets ``nan`` and ``inf`` through; an Adam step needs a finite rate."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and 0 < value <= 10):
+        raise click.BadParameter(f"{value} is not a finite number in (0, 10].")
+    return value
+
+
+class _OneLineErrors(click.Command):
+    """Bad option values (out of bounds, not a number) end as one ``error:`` line, exit 2, like
+    cnnviz's own checks, instead of click's three-line usage block."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from cnnviz.errors import CnnvizError
+
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            raise CnnvizError(f"{e.format_message()} (see `cnnviz {ctx.info_name} --help`)") from None
+
+
+@click.command(cls=_OneLineErrors)
 @model_option
-@click.option("--class", "classes", multiple=True, metavar="C", help="Class index or name; repeat for several (one batch).")
+@click.option("--class", "classes", multiple=True, metavar="C",
+              help="Class index or name, a comma list (1,281,948) or 'all'; repeatable. All classes run as one batch.")
 @click.option("--layer", default=None, help="Layer of the unit (with --channel).")
 @click.option("--channel", type=click.IntRange(min=0), default=None, help="Channel of --layer to maximize (mean over positions).")
 @click.option("--neuron", default=None, metavar="Y,X", help="Only the unit at this position of the channel.")
-@click.option("--steps", type=click.IntRange(min=1), default=128, show_default=True, help="Optimization steps.")
-@click.option("--size", type=click.IntRange(min=8), default=None, help="Canvas side in pixels [the model's input size].")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True, help="Adam learning rate.")
-@click.option("--param", type=click.Choice(["fft", "pixel"]), default="fft", show_default=True,
-              help="Decorrelated Fourier + colour parameterization, or raw pixels.")
-@click.option("--transforms", type=click.Choice(["standard", "none"]), default="standard", show_default=True,
-              help="Random pad/jitter/scale/rotate views each step (scaled to the input size), or none.")
+@click.option("--steps", type=STEPS, default=128, show_default=True, help="Optimization steps.")
+@click.option("--size", type=IMAGE_SIDE, default=None, help="Canvas side in pixels [the model's input size].")
+@click.option("--lr", type=float, callback=_finite_positive, default=None, help="Adam learning rate [0.1].")
+@click.option("--param", type=click.Choice(["fft", "maco", "pixel"]), default="fft", show_default=True,
+              help="Decorrelated Fourier + colour; Fourier with a fixed natural-image magnitude (MACO); or raw pixels.")
+@click.option("--transforms", type=click.Choice(["crops", "lucent", "none"]), default="crops", show_default=True,
+              help="Random zoomed crops + mirror + noise each step; lucent's pad/jitter/scale/rotate; or none.")
+@click.option("--views", "n_views", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Random views of each image per step (objective averaged; cost grows with it).")
+@click.option("--view-size", type=IMAGE_SIDE, default=None,
+              help="Side of the views the model sees [its input size]; smaller is cheaper (cost ~ side^2).")
 @click.option("--objective", "class_mode", type=click.Choice(["logit", "logprob"]), default="logit", show_default=True,
               help="For classes: the raw logit, or its log-softmax (also pushes other classes down; saturates early).")
-@click.option("--diversity", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--diversity", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Images per objective, pushed apart by a diversity term.")
-@click.option("--diversity-weight", type=float, default=1e-2, show_default=True, help="Strength of the diversity term.")
+@click.option("--diversity-weight", type=click.FloatRange(0, 1e6), default=1e-2, show_default=True, help="Strength of the diversity term.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG path [maximize-TARGET.png].")
+@click.option("--each", "each_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write every image alone, at canvas size, as DIR/NNN-NAME.png (for judging or reuse).")
+@click.option("--snapshots", default=None, metavar="K,K",
+              help="With --each: also the images after these step counts, in DIR/stepK/ (one run, several budgets).")
 @click.option("--json", "as_json", is_flag=True, help="Also print the final objective values as JSON.")
 @seed_option
 @device_option
 def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str | None, channel: int | None,
-             neuron: str | None, steps: int, size: int | None, lr: float, param: str, transforms: str, class_mode: str,
-             diversity: int, diversity_weight: float, out: str | None, as_json: bool, seed: int, device: str) -> None:
+             neuron: str | None, steps: int, size: int | None, lr: float | None, param: str, transforms: str, n_views: int,
+             view_size: int | None, class_mode: str, diversity: int, diversity_weight: float, out: str | None,
+             each_dir: str | None, snapshots: str | None, as_json: bool, seed: int, device: str) -> None:
     """Synthesize the image that most excites a class (--class) or a unit (--layer --channel)."""
     from cnnviz.errors import CnnvizError
     from cnnviz.explain import objectives as O
-    from cnnviz.explain.maximize import default_diversity_layer, maximize as run
-    from cnnviz.layers import resolve_layer
-    from cnnviz.render import label, tile, titled
+    from cnnviz.explain.maximize import DEFAULT_LR, check_unit, default_diversity_layer, maximize as run
+    from cnnviz.render import label, save_png, tile, titled
 
     yx = _parse_yx(neuron)
+    if snapshots and not each_dir:
+        raise CnnvizError("--snapshots needs --each DIR (where the snapshot images go).")
+    shots = _parse_steps(snapshots, steps)
     if bool(classes) == (channel is not None):
         raise CnnvizError("give either --class C (repeatable) or --layer L --channel K.")
     if channel is not None and layer is None:
         raise CnnvizError("--channel needs --layer (see `cnnviz layers`).")
+    if yx is not None and channel is None:
+        raise CnnvizError("--neuron needs --layer and --channel.")
     model, minfo, _ = load(model_spec, weights, device)
-    if layer is not None:
-        resolve_layer(model, layer)
-    targets = [minfo.class_index(c) for c in classes] if classes else [channel]
+    if classes:
+        targets = _parse_classes(classes, minfo)
+    else:
+        check_unit(model, minfo, layer, channel, yx)
+        targets = [channel]
+    n = diversity
+    if len(targets) * n > BATCH_SIZE.max:
+        raise CnnvizError(f"{len(targets)} targets x {n} images is more than {BATCH_SIZE.max} images in one batch.")
     names = [minfo.class_names[t] for t in targets] if classes else [f"{layer}:{channel}" + (f"@{yx[0]},{yx[1]}" if yx else "")]
     obj = None
-    n = diversity
     for i, t in enumerate(targets):
         for j in range(n):
             b = i * n + j
@@ -90,20 +171,35 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
         dlayer = layer or default_diversity_layer(model, minfo)
         for i in range(len(targets)):
             obj = obj + O.diversity(dlayer, diversity_weight, group=range(i * n, (i + 1) * n))
+    lr = DEFAULT_LR if lr is None else lr
     with _bar(steps, "maximize") as bar:
         res = run(model, minfo, obj, batch=len(targets) * n, steps=steps, size=size, lr=lr, param=param,
-                  transforms=transforms, seed=seed, progress=_progress(bar))
+                  transforms=transforms, n_views=n_views, view_size=view_size, seed=seed, snapshots=shots,
+                  progress=_progress(bar))
     up = max(1, 160 // res.images.shape[1])  # small-input models: show pixels (nearest), not a thumbnail
     big = [im.repeat(up, 0).repeat(up, 1) for im in res.images]
     tiles = [label(im, names[k // n][:40], scale=max(0.3, im.shape[1] / 700)) for k, im in enumerate(big)]
     grid = tile(tiles, ncols=n if n > 1 else None)
-    slug = safe_name("-".join(str(c) for c in classes) if classes else f"{layer}-{channel}")
+    slug = safe_name("-".join(str(t) for t in targets[:8]) + ("-etc" if len(targets) > 8 else "") if classes else f"{layer}-{channel}")
     path = out or f"maximize-{slug}.png"
     what = ", ".join(names[:4]) + ("..." if len(names) > 4 else "")
     titled(grid, f"{minfo.label} - {what}", path,
-           subtitle=f"{steps} steps, {param}, transforms {transforms}, seed {seed}, {res.seconds:.1f}s")
+           subtitle=f"{steps} steps, {param}, {transforms} x{n_views}, lr {lr:g}, seed {seed}, {res.seconds:.1f}s")
+    singles: list[str] = []
+    if each_dir:
+        Path(each_dir).mkdir(parents=True, exist_ok=True)
+        for k, im in enumerate(res.images):  # each file written atomically; other files in DIR are left alone
+            single = Path(each_dir) / f"{k:03d}-{safe_name(names[k // n])[:40]}.png"
+            save_png(im, single)
+            singles.append(str(single))
+        for k_step in shots:
+            sub = Path(each_dir) / f"step{k_step}"
+            sub.mkdir(exist_ok=True)
+            for k, im in enumerate(res.snapshots[k_step]):
+                save_png(im, sub / f"{k:03d}-{safe_name(names[k // n])[:40]}.png")
     if as_json:
-        emit_json({"out": path, "targets": names, "values": res.values, "seconds": res.seconds, "steps": steps})
+        emit_json({"out": path, "targets": names, "classes": targets if classes else None, "values": res.values,
+                   "seconds": res.seconds, "steps": steps, "each": singles or None})
     info(f"wrote {path}")
 
 

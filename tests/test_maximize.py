@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, TargetError
 from cnnviz.explain import objectives as O
-from cnnviz.explain.fvparam import ImageParam, random_views
+from cnnviz.explain.fvparam import ImageParam
+from cnnviz.explain.fvtransforms import Views, crop_views, lucent_views
 from cnnviz.explain.maximize import maximize, maximize_classes
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
@@ -109,12 +112,82 @@ def test_fft_param_spectrum_and_views_are_reproducible():
     p = ImageParam(2, 3, 32, 32, generator=g)
     img = p()
     assert img.shape == (2, 3, 32, 32) and 0 < float(img.detach().min()) and float(img.detach().max()) < 1
-    v1 = random_views(img, (28, 28), torch.Generator().manual_seed(5))
-    v2 = random_views(img, (28, 28), torch.Generator().manual_seed(5))
-    assert v1.shape == (2, 3, 28, 28) and torch.equal(v1, v2)
-    # the two images of the batch get different random views
-    same = random_views(img[:1].expand(2, -1, -1, -1), (28, 28), torch.Generator().manual_seed(5))
-    assert not torch.allclose(same[0], same[1])
+    for fn in (lucent_views, crop_views):
+        v1 = fn(img, (28, 28), torch.Generator().manual_seed(5))
+        v2 = fn(img, (28, 28), torch.Generator().manual_seed(5))
+        assert v1.shape == (2, 3, 28, 28) and torch.equal(v1, v2)
+        # the two images of the batch get different random views
+        same = fn(img[:1].expand(2, -1, -1, -1), (28, 28), torch.Generator().manual_seed(5))
+        assert not torch.allclose(same[0], same[1])
+
+
+def test_views_are_view_major_and_stay_on_the_canvas():
+    # image 0 all black, image 1 all white: every view of image i must keep image i's colour
+    img = torch.stack([torch.zeros(3, 40, 40), torch.ones(3, 40, 40)])
+    v = Views(kind="crops", n=3, scale=(0.6, 1.0), flip=True)(img, (20, 20), torch.Generator().manual_seed(0))
+    assert v.shape == (6, 3, 20, 20)
+    rows = v.mean(dim=(1, 2, 3)).tolist()
+    assert all(r < 0.02 for r in rows[0::2]) and all(r > 0.98 for r in rows[1::2])  # crops inside: no grey border
+    noisy = Views(kind="none", n=2, noise=0.05)(img, (20, 20), torch.Generator().manual_seed(0))
+    assert noisy.shape == (4, 3, 20, 20) and 0.03 < float((noisy[::2] - 0).std()) < 0.07
+    # a half-width crop really zooms: a left/right split image is seen as one side or the middle
+    half = torch.zeros(1, 1, 40, 40)
+    half[..., 20:] = 1.0
+    z = crop_views(half, (10, 10), torch.Generator().manual_seed(1), n=8, scale=(0.5, 0.5), shift=0.0)
+    assert torch.allclose(z[:, :, :, :5].mean(), torch.tensor(0.0), atol=0.05)
+    assert torch.allclose(z[:, :, :, 5:].mean(), torch.tensor(1.0), atol=0.05)
+    with pytest.raises(ValueError):
+        Views(kind="crops", n=0)
+
+
+def test_maco_param_has_fixed_natural_contrast():
+    p = ImageParam(2, 3, 32, 32, kind="maco", generator=torch.Generator().manual_seed(0))
+    img = p().detach()
+    assert img.shape == (2, 3, 32, 32) and 0 < float(img.min()) and float(img.max()) < 1
+    assert float(img.std()) > 0.05  # standardized before the sigmoid: never a flat grey start
+    assert p.raw.shape == (2, 3, 32, 17)  # phase only
+
+
+def test_optimized_class_logit_far_above_random_images(tiny_cnn):
+    from cnnviz.images import preprocess
+
+    model, info = tiny_cnn
+    k = 3
+    imgs = maximize_classes(model, info, [k], steps=40, seed=0)
+    rand = (np.random.default_rng(0).random((16, 32, 32, 3)) * 255).astype(np.uint8)
+    with torch.no_grad():
+        z_opt = model(preprocess(imgs[0], info))[0, k]
+        z_rand = model(torch.cat([preprocess(im, info) for im in rand]))[:, k]
+    spread = float(z_rand.std()) + 1e-6
+    assert float(z_opt) > float(z_rand.max()) + 3 * spread
+
+
+def test_batched_classes_one_image_each_and_snapshots_equal_shorter_runs(tiny_cnn):
+    model, info = tiny_cnn
+    res = maximize(model, info, O.class_logit(0, batch=0) + O.class_logit(4, batch=1) + O.class_logit(2, batch=2),
+                   batch=3, steps=6, seed=2, snapshots=(3, 6))
+    assert res.images.shape == (3, 32, 32, 3) and len(res.values) == 3
+    short = maximize(model, info, O.class_logit(0, batch=0) + O.class_logit(4, batch=1) + O.class_logit(2, batch=2),
+                     batch=3, steps=3, seed=2)
+    assert np.array_equal(res.snapshots[3], short.images) and np.array_equal(res.snapshots[6], res.images)
+    with pytest.raises(TargetError):
+        maximize_classes(model, info, [0, 5], steps=1)
+    for bad in ({"lr": float("nan")}, {"lr": 0.0}, {"steps": 0}, {"size": 4}, {"batch": 0}):
+        with pytest.raises(CnnvizError):
+            maximize(model, info, O.class_logit(0), **{"steps": 1, **bad})
+
+
+def test_check_unit_bounds(tiny_cnn):
+    from cnnviz.explain.maximize import check_unit
+
+    model, info = tiny_cnn
+    shape = check_unit(model, info, "features.0", 0)
+    assert len(shape) == 3
+    with pytest.raises(TargetError, match="channels"):
+        check_unit(model, info, "features.0", shape[0])
+    with pytest.raises(TargetError, match="out of range"):
+        check_unit(model, info, "features.0", 0, (shape[1], 0))
+    assert check_unit(model, info, "features.0", 0, (shape[1] - 1, shape[2] - 1)) == shape
 
 
 def test_cli_maximize_writes_png_and_rejects_bad_input(tmp_path):
@@ -132,3 +205,69 @@ def test_cli_maximize_writes_png_and_rejects_bad_input(tmp_path):
     r = CliRunner().invoke(cli, ["maximize", "--model", "simplecnn:width=4,depth=1", "--layer", "features.0", "--channel", "0",
                                  "--neuron", "x", "--out", str(tmp_path / "n.png")])
     assert r.exit_code == 2 and "Y,X" in r.output and not (tmp_path / "n.png").exists()
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--class", "1", "--size", "4"], "--size"),
+    (["--class", "1", "--size", "100000"], "--size"),
+    (["--class", "1", "--steps", "0"], "--steps"),
+    (["--class", "1", "--diversity", "0"], "--diversity"),
+    (["--class", "1", "--diversity", "1000"], "--diversity"),
+    (["--class", "1", "--lr", "nan"], "--lr"),
+    (["--class", "1", "--lr", "inf"], "--lr"),
+    (["--class", "1", "--lr", "0"], "--lr"),
+    (["--class", "1", "--lr", "-1"], "--lr"),
+    (["--class", "1,99"], "99"),
+    (["--class", "1,,2"], "empty"),
+    (["--class", "1", "--snapshots", "5"], "--each"),
+    (["--class", "1", "--steps", "4", "--snapshots", "4", "--each", "d"], "between 1 and 3"),
+    (["--class", "1", "--view-size", "3"], "--view-size"),
+    (["--layer", "features.0", "--channel", "999"], "channel 999"),
+    (["--layer", "features.0", "--channel", "0", "--neuron", "999,0"], "neuron 999,0"),
+    (["--layer", "nope", "--channel", "0"], "nope"),
+])
+def test_cli_maximize_bounds_one_line_exit_2(tmp_path, args, msg):
+    from click.testing import CliRunner
+
+    from cnnviz.cli.main import cli
+
+    out = tmp_path / "m.png"
+    steps = [] if "--steps" in args else ["--steps", "1"]
+    r = CliRunner().invoke(cli, ["maximize", "--model", "simplecnn:width=4,depth=1", *steps, *args, "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert msg in r.stderr and "Traceback" not in r.output and not r.stdout
+    assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_batched_classes_one_image_per_class(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cnnviz.cli.main import cli
+
+    out = tmp_path / "b.png"
+    r = CliRunner().invoke(cli, ["maximize", "--model", "simplecnn:width=4,depth=1", "--class", "3,1,3",
+                                                 "--class", "7", "--steps", "2", "--out", str(out), "--json", "--each", str(tmp_path / "each"),
+                                   "--snapshots", "1", "--view-size", "32"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    assert d["classes"] == [3, 1, 7] and len(d["values"]) == 3 and out.stat().st_size > 0
+    from PIL import Image
+
+    assert [Path(p).name[:4] for p in d["each"]] == ["000-", "001-", "002-"]
+    assert all(Image.open(p).size == (64, 64) for p in d["each"])  # the canvas, not the upscaled tile
+    assert sorted(p.name[:4] for p in (tmp_path / "each" / "step1").iterdir()) == ["000-", "001-", "002-"]
+
+
+def test_parse_classes_keeps_names_with_commas_whole():
+    from cnnviz.cli.units import _parse_classes
+    from cnnviz.models import ModelInfo
+
+    info = ModelInfo("x", 3, ["tabby, tabby cat", "goldfish", "Granny Smith"], (3, 32, 32), (0.5,) * 3, (0.5,) * 3)
+    assert _parse_classes(("tabby, tabby cat",), info) == [0]
+    assert _parse_classes(("goldfish,Granny Smith,0", "1"), info) == [1, 2, 0]
+    assert _parse_classes(("all",), info) == [0, 1, 2]
+    with pytest.raises(TargetError):
+        _parse_classes(("goldfish,nope",), info)

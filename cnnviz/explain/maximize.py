@@ -1,9 +1,10 @@
 """Activation maximization: synthesize the images a class, channel or neuron responds to most.
 
 The image lives in a decorrelated Fourier space with decorrelated colour (``fvparam.ImageParam``),
-is seen through random pad/jitter/scale/rotate views every step (``fvparam.random_views``, scaled
-to the canvas so small-input models get pixel-sized jitter instead of a blur), and is optimized by
-Adam on a composable ``Objective`` (``objectives``). Several objectives run as one batch: image
+is seen through random views every step (``fvtransforms.Views``: by default one random zoomed crop
+per image, mirrored half the time, with a little pixel noise; sized relative to the canvas, so a
+28-px model gets the same relative jitter as a 224-px one), and is optimized by Adam on a
+composable ``Objective`` (``objectives``). Several objectives run as one batch: image
 ``i`` gets the terms with ``batch=i``. Hooks (for channel/neuron objectives) come from
 ``LayerProbe`` and are gone when this returns; the model's flags are restored.
 
@@ -16,24 +17,32 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from torch import nn
 
 from cnnviz.errors import CnnvizError, LayerError, TargetError
-from cnnviz.explain.fvparam import ImageParam, fit_view, random_views, to_uint8
+from cnnviz.explain.fvparam import KINDS, ImageParam, to_uint8
+from cnnviz.explain.fvtransforms import VIEW_KINDS, Views, fit_view
 from cnnviz.explain.objectives import Ctx, Objective, channel, class_logit, diversity, neuron
 from cnnviz.probe import LayerProbe
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-PARAMS = ("fft", "pixel")
-TRANSFORMS = ("standard", "none")
+PARAMS = KINDS
+TRANSFORMS = VIEW_KINDS
+SCHEDULES = ("constant", "cosine")
+DEFAULT_LR = 0.1
+# cnnviz's default views: crops of 60-100% of the canvas side, no rotation, mirrored half the time,
+# noise sd 0.02. Chosen on a tuning draw of classes disjoint from the benchmark's two draws
+# (benchmarks/bench_maximize.py; docs/units.md says what the judged numbers were).
+DEFAULT_VIEWS = Views(kind="crops", n=1, scale=(0.6, 1.0), shift=0.15, degrees=0.0, flip=True, noise=0.02)
 
 
 @dataclass
@@ -44,6 +53,7 @@ class MaximizeResult:
     values: list[float]  # final objective value of each image (on an untransformed view)
     seconds: float
     steps: int
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # step -> (B, H, W, 3) uint8
 
 
 class _Adam:
@@ -71,6 +81,28 @@ def _model_device(model: nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
+def _lr_at(lr: float, schedule: str, step: int, steps: int) -> float:
+    """Learning rate of ``step`` (0-based): constant, or cosine from ``lr`` down to ``lr / 10``."""
+    if schedule == "cosine":
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / max(1, steps))))
+    return lr
+
+
+def _views(transforms: str | Views, n_views: int | None, view_size: int | None) -> Views:
+    if isinstance(transforms, Views):
+        v = transforms
+    else:
+        kind = "lucent" if transforms == "standard" else transforms  # "standard": the name before crops existed
+        if kind not in VIEW_KINDS:
+            raise CnnvizError(f"--transforms {transforms!r} is not one of {', '.join(TRANSFORMS)}.")
+        v = DEFAULT_VIEWS if kind == "crops" else Views(kind=kind, n=1)
+    if n_views is not None or view_size is not None:
+        v = replace(v, n=v.n if n_views is None else n_views, size=v.size if view_size is None else view_size)
+    if v.n < 1:
+        raise CnnvizError("views per step must be at least 1.")
+    return v
+
+
 def maximize(
     model: nn.Module,
     info: "ModelInfo",  # noqa: F821
@@ -79,71 +111,126 @@ def maximize(
     batch: int = 1,
     steps: int = 128,
     size: int | None = None,
-    lr: float = 0.05,
+    lr: float = DEFAULT_LR,
     param: str = "fft",
-    transforms: str = "standard",
+    transforms: str | Views = "crops",
+    n_views: int | None = None,
+    view_size: int | None = None,
+    schedule: str = "constant",
+    decay: float = 1.0,
     seed: int = 0,
     progress: Progress | None = None,
-    views: dict | None = None,
+    snapshots: Sequence[int] = (),
 ) -> MaximizeResult:
     """Optimize ``batch`` images to maximize ``objective`` on ``model``.
 
     Args:
         model, info: the network and its ``ModelInfo`` (input size, mean/std, channels).
-        objective: an ``Objective`` (values ``(B,)`` are summed).
+        objective: an ``Objective`` (values ``(B,)`` are summed over images, averaged over views).
         batch: number of images optimized together.
         steps: Adam steps.
         size: canvas side in pixels (default: the model's input height); the model always sees
-            views resampled to its own input size.
-        lr: Adam learning rate.
-        param: ``"fft"`` (decorrelated Fourier + colour) or ``"pixel"``.
-        transforms: ``"standard"`` (random views) or ``"none"``.
+            views resampled to its own input size (or ``view_size``).
+        lr: Adam learning rate (peak, with ``schedule="cosine"``).
+        param: ``"fft"`` (decorrelated Fourier + colour), ``"maco"`` (fixed natural magnitude,
+            learned phase) or ``"pixel"``.
+        transforms: ``"crops"`` (random zoomed crops; the default), ``"lucent"`` (lucent's pad /
+            jitter / scale / rotate, scaled to the canvas), ``"none"``, or a ``Views``.
+        n_views, view_size: override the views per image per step and the side the model sees.
+        schedule: ``"constant"`` or ``"cosine"`` learning rate.
+        decay: spectrum exponent of the fft / maco parameterization.
         seed: seeds the initial image and every random view.
         progress: called as ``progress(step, steps)`` after each step.
-        views: overrides for ``fvparam.random_views`` (``strength``, ``scale``, ``degrees``...).
+        snapshots: also keep the images after these step counts (``result.snapshots[k]``); with a
+            constant schedule they equal shorter runs, so one run serves several step budgets.
 
     Returns:
         ``MaximizeResult`` with ``images (B, size, size, 3) uint8``.
     """
     if param not in PARAMS:
         raise CnnvizError(f"--param {param!r} is not one of {', '.join(PARAMS)}.")
-    if transforms not in TRANSFORMS:
-        raise CnnvizError(f"--transforms {transforms!r} is not one of {', '.join(TRANSFORMS)}.")
-    if steps < 1 or batch < 1:
-        raise CnnvizError("steps and batch must be at least 1.")
+    if schedule not in SCHEDULES:
+        raise CnnvizError(f"schedule {schedule!r} is not one of {', '.join(SCHEDULES)}.")
+    from cnnviz import limits
+
+    steps = limits.check_int("steps", steps, limits.STEPS)
+    batch = limits.check_int("batch", batch, limits.BATCH_SIZE)
+    if size is not None:
+        size = limits.check_int("size", size, limits.IMAGE_SIDE)
+    lr = limits.check_float("lr", lr, 0.0, 10.0, lo_open=True)
+    views = _views(transforms, n_views, view_size)
     device = _model_device(model)
     c, mh, mw = info.input_size
     ch, cw = (size, round(size * mw / mh)) if size else (mh, mw)
     gen = torch.Generator().manual_seed(int(seed))
-    img_param = ImageParam(batch, c, ch, cw, kind=param, generator=gen, device=device)
+    img_param = ImageParam(batch, c, ch, cw, kind=param, decay=decay, generator=gen, device=device)
     opt = _Adam(img_param.raw, lr)
     mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
     layers = sorted(objective.layers)
+    keep = {int(k) for k in snapshots if 0 < int(k) <= steps}
+    shots: dict[int, np.ndarray] = {}
     t0 = time.perf_counter()
 
     def forward(probe: LayerProbe, view: torch.Tensor) -> torch.Tensor:
-        logits = probe.run((view - mean) / std)
-        return objective(Ctx(logits if isinstance(logits, torch.Tensor) else None, probe.activations, batch))
+        """Objective values ``(B,)`` averaged over the ``n`` views of each image (view-major rows)."""
+        out = probe.run((view - mean) / std)
+        logits = out if isinstance(out, torch.Tensor) else None
+        n = view.shape[0] // batch
+        total = None
+        for j in range(n):
+            rows = slice(j * batch, (j + 1) * batch)
+            ctx = Ctx(logits[rows] if logits is not None else None, {k: a[rows] for k, a in probe.activations.items()}, batch)
+            v = objective(ctx)
+            total = v if total is None else total + v
+        return total / n
 
     with LayerProbe(model, layers, grad=True, stop_after=not objective.needs_logits) as probe:
         for step in range(steps):
+            opt.lr = _lr_at(lr, schedule, step, steps)
             img = img_param()
-            if transforms == "standard":
-                view = random_views(img, (mh, mw), gen, **(views or {}))
-            else:
-                view = fit_view(img, (mh, mw))
-            values = forward(probe, view)
+            values = forward(probe, views(img, (mh, mw), gen))
             (-values.sum()).backward()
             opt.step()
+            if step + 1 in keep and step + 1 < steps:
+                with torch.no_grad():
+                    shots[step + 1] = to_uint8(img_param())
             if progress is not None:
                 progress(step + 1, steps)
         with torch.no_grad():
             final = img_param()
-        final_values = forward(probe, fit_view(final, (mh, mw))).detach().float().cpu().tolist()
+        final_values = forward(probe, fit_view(final, views.out_hw((mh, mw)))).detach().float().cpu().tolist()
     seconds = time.perf_counter() - t0
-    log.info("maximize: %d images x %d steps in %.1fs", batch, steps, seconds)
-    return MaximizeResult(to_uint8(final), final_values, seconds, steps)
+    log.info("maximize: %d images x %d steps x %d views in %.1fs", batch, steps, views.n, seconds)
+    images = to_uint8(final)
+    if steps in keep:
+        shots[steps] = images
+    return MaximizeResult(images, final_values, seconds, steps, shots)
+
+
+def check_unit(model: nn.Module, info: "ModelInfo", layer: str, k: int,  # noqa: F821
+               neuron_yx: tuple[int, int] | None = None) -> tuple[int, ...]:
+    """``TargetError`` unless channel ``k`` (and position ``neuron_yx``) exist in ``layer``'s output.
+
+    Runs one zero image at the model's input size; returns the layer's output shape without batch.
+    """
+    from cnnviz.layers import resolve_layer
+
+    resolve_layer(model, layer)
+    with LayerProbe(model, [layer], keep=False) as probe:
+        probe.run(torch.zeros(1, *info.input_size, device=_model_device(model)))
+        shape = tuple(probe.shapes.get(layer, ()))[1:]
+    if not shape:
+        raise LayerError(f"layer {layer!r} did not run on a {tuple(info.input_size)} input.")
+    if not 0 <= int(k) < shape[0]:
+        raise TargetError(f"channel {k} is out of range: {layer!r} has {shape[0]} channels (0-{shape[0] - 1}).")
+    if neuron_yx is not None:
+        if len(shape) != 3:
+            raise TargetError(f"--neuron needs a spatial layer; {layer!r} outputs {list(shape)}.")
+        y, x = neuron_yx
+        if not (0 <= y < shape[1] and 0 <= x < shape[2]):
+            raise TargetError(f"neuron {y},{x} is out of range: {layer!r} is {shape[1]}x{shape[2]} (Y 0-{shape[1] - 1}, X 0-{shape[2] - 1}).")
+    return shape
 
 
 def default_diversity_layer(model: nn.Module, info: "ModelInfo") -> str:  # noqa: F821
@@ -201,4 +288,5 @@ def unit_objective(layer: str, k: int, neuron_yx: tuple[int, int] | None = None)
 
 
 __all__ = ["MaximizeResult", "maximize", "maximize_classes", "class_objective", "unit_objective", "default_diversity_layer",
+           "check_unit", "DEFAULT_VIEWS", "DEFAULT_LR", "Views",
            "class_logit", "channel", "neuron", "diversity"]

@@ -1,0 +1,65 @@
+"""The picture of bench_maximize.py: cnnviz's class images above lucent's for the same classes.
+
+Reads what ``bench_maximize.py --save DIR --json RESULTS`` kept and tiles the FIRST ``--n`` classes of a
+draw (the draw's own order: no picking), cnnviz's row above lucent's, each image labelled with the class
+and the headline judge's verdict (``ok`` = the class is in its top 5, ``--`` = not).
+
+    .venv/bin/python benchmarks/bench_maximize_grid.py --save /tmp/bench-maximize --json docs/bench/maximize.json \\
+        --draw 1 --steps 128 --out docs/img/units-maximize-vs-lucent.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--save", required=True, help="bench_maximize.py --save folder")
+    ap.add_argument("--json", dest="results", required=True, help="bench_maximize.py --json results")
+    ap.add_argument("--draw", default="1")
+    ap.add_argument("--steps", type=int, default=None, help="which step budget [the longest]")
+    ap.add_argument("--n", type=int, default=10, help="classes shown (the first N of the draw)")
+    ap.add_argument("--upscale", type=int, default=2, help="nearest-neighbour zoom of each image")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    from PIL import Image
+
+    from cnnviz.models import load_model
+    from cnnviz.render import label, tile, titled
+
+    res = json.loads(Path(a.results).read_text())
+    steps = a.steps or max(res["steps"])
+    entry = res["draws"][a.draw]
+    classes = entry["classes"][: a.n]
+    hits = entry["hits"][f"{res['judges'][0]}@{steps}"]
+    names = load_model(res["model"])[1].class_names
+    root = Path(a.save) / f"draw{a.draw}"
+    sub = "" if steps == max(res["steps"]) else f"step{steps}"
+    files = sorted((root / "cnnviz" / sub).glob("[0-9][0-9][0-9]-*.png"))[: a.n]
+    ours = [np.asarray(Image.open(p).convert("RGB")) for p in files]
+    with np.load(root / "lucent" / "lucent.npz") as z:
+        theirs = list(z[f"step{steps}"][: a.n])
+    theirs = [np.repeat(t, 3, axis=2) if t.shape[2] == 1 else t for t in theirs]
+    tiles = []
+    for tool, imgs in (("cnnviz", ours), ("lucent", theirs)):
+        for k, (im, c) in enumerate(zip(imgs, classes)):
+            big = im.repeat(a.upscale, 0).repeat(a.upscale, 1)
+            verdict = "ok" if hits[f"{tool}_hits"][k] else "--"
+            tiles.append(label(big, f"{verdict} {names[c].split(',')[0][:14]}", scale=0.5))
+    grid = tile(tiles, ncols=len(classes))
+    judge = res["judges"][0]
+    size = res.get("size") or "native"
+    d = entry["hits"][f"{judge}@{steps}"]
+    titled(grid, f"Class images on {res['model']}: cnnviz (top row) vs lucent (bottom), first {len(classes)} classes of draw {a.draw}",
+           a.out, subtitle=f"{steps} steps, {size}-px canvas, seed {res['seed']}; ok = {judge} has the class in its top 5 "
+                           f"(this draw: cnnviz {d['cnnviz']:.0%}, lucent {d['lucent']:.0%} of {d['n']})")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
