@@ -102,7 +102,7 @@ class LazyGroup(click.Group):
 
 # Parameters that name what a command writes, and those that name what it reads (besides every other
 # click.Path parameter): specs that are paths when they exist (a checkpoint, a dataset folder).
-OUTPUT_PARAMS = ("out", "confusion_png", "cache")
+OUTPUT_PARAMS = ("out", "confusion_png", "cache", "each_dir")
 INPUT_PARAMS = ("model_spec", "models", "image", "images", "data", "data_spec", "data_root")
 SEARCH_PARAMS = ("data_root",)  # where datasets are looked for: an input only when named exactly
 

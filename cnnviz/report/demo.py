@@ -78,7 +78,7 @@ def resolve_demo_data(data: str, data_root: str | None, say: Callable[[str], Non
 
 def demo_report_config(quick: bool, seed: int, device: str) -> ReportConfig:
     """What the demo's gallery computes."""
-    return ReportConfig(maximize_steps=16 if quick else 96, examples_limit=200 if quick else 500,
+    return ReportConfig(maximize_steps=96, examples_limit=200 if quick else 500,
                         eval_limit=200 if quick else 1000, num_images=10 if quick else 20, seed=seed, device=device,
                         attr_methods=("saliency",) if quick else ("saliency", "integrated-gradients"))
 
