@@ -110,16 +110,13 @@ def folder_contestants(model, info):
     from torchvision.transforms.functional import normalize, resize, to_pil_image, to_tensor
 
     from cnnviz.cli.cam import _run_images
-    from cnnviz.explain.cam import compute_cams
+    from cnnviz.explain.methods import Explainer
 
     size = tuple(info.input_size[1:])
 
     def cnnviz(paths, out):
-        def explain_fn(xb):
-            r = compute_cams(model, xb, layer=LAYER, info=info)
-            return r.maps, r.targets, r.probs
-
-        _run_images(paths, [], explain_fn, info, "gradcam", str(out), False, False, 16, None, {})
+        explainer = Explainer(model, "gradcam", info=info, layer=LAYER)  # what `cnnviz gradcam` builds once
+        _run_images(paths, [], explainer, info, str(out), False, False, 16, None, None, {})
 
     def torchcam(paths, out):
         with TcGradCAM(model, LAYER) as ex:

@@ -8,14 +8,20 @@ from typing import Any
 
 import click
 
-from cnnviz.atomic import dumps_json
+from cnnviz import limits
+from cnnviz.atomic import dumps_json  # noqa: F401  (re-exported: the one strict JSON writer for the CLI)
 
 # One option-bounds layer: every command takes its sizes from here, so absurd values are refused
-# (exit 2, one line) before any work starts, with the same limits everywhere.
-IMAGE_SIDE = click.IntRange(8, 2048)  # a model input side / canvas side in pixels
-BATCH_SIZE = click.IntRange(1, 4096)
-NUM_WORKERS = click.IntRange(0, 64)
-STEPS = click.IntRange(1, 100_000)  # optimization / integration / curve steps
+# (exit 2, one line) before any work starts, with the same limits everywhere. The numbers live in
+# cnnviz.limits, where the library's entry points and the checkpoint schema check the same ranges.
+IMAGE_SIDE = click.IntRange(*limits.IMAGE_SIDE)  # a model input side / canvas side in pixels
+BATCH_SIZE = click.IntRange(*limits.BATCH_SIZE)
+NUM_WORKERS = click.IntRange(*limits.NUM_WORKERS)
+STEPS = click.IntRange(*limits.STEPS)  # optimization / integration / curve steps
+IMAGE_COUNT = click.IntRange(*limits.IMAGE_COUNT)  # --limit / --eval-limit / --num: dataset images to look at
+TOP_K = click.IntRange(*limits.TOP_K)  # examples to keep
+DRAWS = click.IntRange(*limits.DRAWS)  # images / noise draws averaged (rf --effective)
+SEED = click.IntRange(*limits.SEED)
 
 MODEL_HELP = "checkpoint path (*.pt), timm name (efficientnet_lite0, timm:NAME), torchvision:NAME, or simplecnn."
 
@@ -32,7 +38,7 @@ def device_option(f: Callable) -> Callable:
 
 
 def seed_option(f: Callable) -> Callable:
-    return click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")(f)
+    return click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")(f)
 
 
 def json_option(f: Callable) -> Callable:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cnnviz.cli.common import device_option, emit_json, info, json_option, seed_option
+from cnnviz.cli.common import BATCH_SIZE, IMAGE_COUNT, device_option, dumps_json, emit_json, info, json_option, seed_option
 
 LAYERS_HELP = ("Layers to compare (dotted names, comma-separated). 'NAMES' applies to every model; "
                "'KEY=NAMES' to one model, KEY = its position (1, 2, ...), its --model spec or run folder name. "
@@ -57,8 +57,8 @@ def parse_layers(values: tuple[str, ...], n_models: int, keys: list[list[str]]) 
 @click.option("--data", "data_spec", required=True, metavar="SPEC", help="fashion-mnist, mnist, cifar10, cifar100 or a folder.")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False), help="Where datasets live (default: the usual places).")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True, help="Which split to evaluate on.")
-@click.option("--eval-limit", type=click.IntRange(min=4), default=500, show_default=True, help="At most this many images (stratified).")
-@click.option("--batch-size", type=click.IntRange(min=4), default=64, show_default=True, help="Images per batch (minibatch CKA).")
+@click.option("--eval-limit", type=click.IntRange(4, IMAGE_COUNT.max), default=500, show_default=True, help="At most this many images (stratified).")
+@click.option("--batch-size", type=click.IntRange(4, BATCH_SIZE.max), default=64, show_default=True, help="Images per batch (minibatch CKA).")
 @click.option("--layers", "layers", multiple=True, metavar="[KEY=]NAMES", help=LAYERS_HELP)
 @click.option("--cam/--no-cam", default=True, show_default=True, help="Grad-CAM attention agreement (costs a short backward per batch).")
 @click.option("--origin/--no-origin", default=True, show_default=True, help="Filter drift of fine-tuned models from their pretrained weights.")
@@ -80,12 +80,11 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
       cnnviz compare --model runs/scratch/ckpt.pt --model runs/lp/ckpt.pt --model runs/lpft/ckpt.pt \\
                      --data fashion-mnist --eval-limit 500
     """
-    import json
     from pathlib import Path
 
     from tqdm import tqdm
 
-    from cnnviz.atomic import atomic_dir, json_default, write_text
+    from cnnviz.atomic import atomic_dir, check_output_dir, write_text
     from cnnviz.compare import compare_models
     from cnnviz.data import open_split
     from cnnviz.device import resolve_device
@@ -94,6 +93,7 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
 
     if len(models) < 2:
         raise CnnvizError("compare needs at least two models: --model A --model B [--model C ...].")
+    check_output_dir(out, "compare")  # refused before the work, not after it
     dev = resolve_device(device)
     loaded = []
     for spec in models:
@@ -116,19 +116,12 @@ def compare(models: tuple[str, ...], weights: str, data_spec: str, data_root: st
     doc = comp.to_json()
 
     target = Path(out)
-    fresh = not target.exists() or not any(target.iterdir()) or (target / "compare.json").exists()
-
-    def write(folder: Path) -> list[Path]:
-        paths = comp.write_figures(folder)
-        write_text(folder / "compare.json", json.dumps(doc, indent=1, default=json_default))
-        return paths
-
-    if fresh:  # a new folder (or an earlier compare's): build it aside, then swap it in whole
-        with atomic_dir(target) as tmp:
-            paths = write(tmp)
-        paths = [target / p.name for p in paths]
-    else:  # someone else's folder: add our files (each written atomically), touch nothing else
-        paths = write(target)
+    # cnnviz.atomic's ownership rule: a folder cnnviz did not write is refused; an earlier compare's is
+    # replaced once this one is complete, keeping the user's own files in it
+    with atomic_dir(target, kind="compare") as tmp:
+        paths = comp.write_figures(tmp)
+        write_text(tmp / "compare.json", dumps_json(doc, indent=1))  # strict: undefined CKA is null
+    paths = [target / p.name for p in paths]
     if as_json:
         emit_json(doc)
     else:
@@ -151,8 +144,13 @@ def _print_summary(doc: dict) -> None:
             continue
         m = np.asarray(e["matrix"], dtype=float)
         na, nb = m.shape
-        diag = [m[i, round(i * (nb - 1) / max(na - 1, 1))] for i in range(na)]
-        click.echo(f"  [{pos[e['a']]}] vs [{pos[e['b']]}]  {m[0, 0]:.3f} / {m[-1, -1]:.3f} / {np.mean(diag):.3f}")
+        diag = np.array([m[i, round(i * (nb - 1) / max(na - 1, 1))] for i in range(na)])
+        mean = float(np.mean(diag[np.isfinite(diag)])) if np.isfinite(diag).any() else float("nan")
+        cells = " / ".join(f"{v:.3f}" if np.isfinite(v) else "undefined" for v in (m[0, 0], m[-1, -1], mean))
+        click.echo(f"  [{pos[e['a']]}] vs [{pos[e['b']]}]  {cells}")
+    for e in doc["cka"]:
+        for name, dead in (e.get("undefined_layers") or {}).items() if e["a"] == e["b"] else ():
+            click.echo(f"  [{pos[name]}] CKA undefined at {', '.join(dead)}: its features are constant over the images (a dead layer)")
     click.echo("filter drift (relative weight change per stage):")
     for r in doc["filter_drift"]["origin"] + doc["filter_drift"]["pairs"]:
         if r["status"] != "ok":

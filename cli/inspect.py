@@ -13,7 +13,7 @@ from cnnviz.cli.common import device_option, emit_json, info, json_option, load,
 @click.option("--filter", "pattern", default=None, help="Only layers whose name contains this text.")
 def layers(model_spec: str, weights: str, as_json: bool, pattern: str | None) -> None:
     """List every layer: dotted name (what --layer takes), type, output shape, parameters."""
-    from cnnviz.layers import describe_layers
+    from cnnviz.probe import describe_layers
 
     model, minfo, _ = load(model_spec, weights, "cpu")
     rows = describe_layers(model, minfo.input_size)

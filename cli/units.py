@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from cnnviz.cli.common import device_option, emit_json, info, json_option, load, model_option, safe_name, seed_option
+from cnnviz.cli.common import (BATCH_SIZE, DRAWS, IMAGE_COUNT, TOP_K, device_option, emit_json, info, json_option, load,
+                               model_option, safe_name, seed_option)
 
 
 def _bar(total: int, desc: str, unit: str = "step"):  # noqa: ANN202
@@ -116,7 +117,7 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
 @click.option("--data", "data_spec", default=None, help="Dataset for --effective (fashion-mnist, cifar10, folder...).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option("--data-root", default=None, help="Where datasets live [$CNNVIZ_DATA, ~/.cache/cnnviz/data, /usr/share/datasets].")
-@click.option("--num", "num", type=click.IntRange(min=1), default=8, show_default=True, help="Images (or noise draws) to average.")
+@click.option("--num", "num", type=DRAWS, default=8, show_default=True, help="Images (or noise draws) to average.")
 @click.option("--channel", type=click.IntRange(min=0), default=None, help="One channel of the centre unit [all].")
 @click.option("--compare/--no-compare", default=True, show_default=True,
               help="Show the same architecture with random weights beside the trained one.")
@@ -212,9 +213,9 @@ def _random_twin(model_spec: str, minfo, dev):  # noqa: ANN001, ANN202
 @click.option("--data", "data_spec", required=True, help="fashion-mnist, mnist, cifar10, cifar100 or a folder.")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option("--data-root", default=None, help="Where datasets live [$CNNVIZ_DATA, ~/.cache/cnnviz/data, /usr/share/datasets].")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Look at the first N images only.")
-@click.option("--top", type=click.IntRange(min=1), default=9, show_default=True, help="How many images to keep.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--limit", type=IMAGE_COUNT, default=None, help="Look at the first N images only.")
+@click.option("--top", type=TOP_K, default=9, show_default=True, help="How many images to keep.")
+@click.option("--batch-size", type=BATCH_SIZE, default=64, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG path [examples-TARGET.png].")
 @json_option
 @device_option

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "efficientnet_lite0"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SIMPLECNN_KWARGS = ("width", "depth", "dropout")
+SIMPLECNN_KWARGS = ("width", "depth", "dropout")  # = cnnviz.limits.SIMPLECNN_OPTIONS (bounds there)
 
 
 @dataclass
@@ -51,30 +51,69 @@ class ModelInfo:
         return f"{name} ({self.mode})" if self.mode else f"{name} ({self.weights})"
 
     def class_index(self, target: int | str) -> int:
-        """Resolve a class index or a case-insensitive name / unique prefix to an index."""
+        """Resolve a class index or a class name to an index.
+
+        An ``int`` is an index. A string is, in order: ``#N`` (always index N); a name spelled
+        exactly (case and all: with classes ``Cat`` and ``cat``, ``cat`` is ``cat``); a string of
+        digits that is no class name, as an index; a name in another case; one synonym of a
+        comma-separated ImageNet description (``tabby cat`` of ``tabby, tabby cat``); a unique prefix.
+        Two classes matching at the same step (``crane`` is two ImageNet classes; ``CAT`` with
+        ``Cat`` and ``cat``; prefix ``ca``) is refused with the candidates listed (``TargetError``).
+        """
         from cnnviz.errors import TargetError
 
-        if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
-            idx = int(target)
-            if not 0 <= idx < self.num_classes:
-                raise TargetError(f"class index {idx} is out of range: the model has {self.num_classes} classes (0-{self.num_classes - 1}).")
+        n = self.num_classes
+
+        def index(idx: int, spelled: object) -> int:
+            if not 0 <= idx < n:
+                raise TargetError(f"class index {spelled} is out of range: the model has {n} classes (0-{n - 1}).")
             return idx
-        want = str(target).strip().lower()
-        names = [n.lower() for n in self.class_names]
-        # exact name, then exact synonym ("tabby, tabby cat" -> "tabby cat"), then unique prefix
-        for i, n in enumerate(names):
-            if n == want:
-                return i
-        for i, n in enumerate(names):
-            if want in [s.strip() for s in n.split(",")]:
-                return i
-        hits = [i for i, n in enumerate(names) if n.startswith(want) or any(s.strip().startswith(want) for s in n.split(","))]
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            shown = ", ".join(f"{self.class_names[i]!r}" for i in hits[:6])
-            raise TargetError(f"class {target!r} is ambiguous: it matches {len(hits)} classes ({shown}...). Give more of the name or an index.")
-        raise TargetError(f"no class named {target!r} in this model's {self.num_classes} classes.{suggestion(want, self.class_names)}")
+
+        def pick(hits: list[int], how: str) -> int | None:
+            hits = list(dict.fromkeys(hits))
+            if len(hits) == 1:
+                return hits[0]
+            if hits:
+                shown = ", ".join(f"{i} {self.class_names[i]!r}" for i in hits[:8])
+                more = f" and {len(hits) - 8} more" if len(hits) > 8 else ""
+                raise TargetError(f"class {target!r} is ambiguous: {len(hits)} classes match {how} ({shown}{more}). "
+                                  "Give the exact name or its index.")
+            return None
+
+        if isinstance(target, bool) or not isinstance(target, (int, str)):
+            import numbers
+
+            if isinstance(target, numbers.Integral) and not isinstance(target, bool):
+                return index(int(target), target)
+            raise TargetError(f"a class is an index or a name, got {type(target).__name__} {target!r}.")
+        if isinstance(target, int):
+            return index(target, target)
+        raw = target
+        want = raw.strip()
+        if not want:
+            raise TargetError("an empty class name: give a class index or a name.")
+        if want.startswith("#") and want[1:].isdigit():
+            return index(int(want[1:]), want)
+        names = list(self.class_names)
+        found = pick([i for i, c in enumerate(names) if c == raw or c == want], "exactly")
+        if found is not None:
+            return found
+        if want.lstrip("-").isdigit() and want.lstrip("-").isascii():
+            return index(int(want), want)
+        low = want.casefold()
+        syn = [[s.strip() for s in c.split(",")] for c in names]
+        steps = (
+            ("ignoring case", [i for i, c in enumerate(names) if c.strip().casefold() == low]),
+            ("as a synonym", [i for i, ss in enumerate(syn) if want in ss]),
+            ("as a synonym ignoring case", [i for i, ss in enumerate(syn) if low in (s.casefold() for s in ss)]),
+            ("as a prefix", [i for i, (c, ss) in enumerate(zip(names, syn))
+                             if c.casefold().startswith(low) or any(s.casefold().startswith(low) for s in ss)]),
+        )
+        for how, hits in steps:
+            found = pick(hits, how)
+            if found is not None:
+                return found
+        raise TargetError(f"no class named {want!r} in this model's {n} classes.{suggestion(want, names)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,30 +134,58 @@ def default_class_names(n: int, arch: str) -> list[str]:
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
-    """Split a spec into ``(kind, name, kwargs)``; kind is checkpoint | timm | torchvision | simplecnn."""
+    """Split a spec into ``(kind, name, kwargs)``; kind is checkpoint | timm | torchvision | simplecnn.
+
+    A run folder holding ``ckpt.pt`` means that checkpoint. ``hf-hub:ORG/NAME`` (or ``timm:hf-hub:ORG/NAME``) is a timm model whose config and weights come
+    from the Hugging Face Hub (or its local cache). simplecnn options are checked against
+    ``cnnviz.limits`` here, before anything is built.
+    """
+    from cnnviz import limits
+
     s = (spec or DEFAULT_MODEL).strip()
+    if not s.isprintable():
+        raise ModelSpecError(f"model spec {spec!r} holds control characters.")
     if s.endswith((".pt", ".pth", ".ckpt")) or Path(s).is_file():
         return "checkpoint", s, {}
+    if Path(s).is_dir():  # a run folder written by `cnnviz train`
+        if (Path(s) / "ckpt.pt").is_file():
+            return "checkpoint", str(Path(s) / "ckpt.pt"), {}
+        raise ModelSpecError(f"--model {spec!r} is a folder without a ckpt.pt: pass a checkpoint file, a timm/torchvision name or simplecnn.")
+    if s.startswith(("hf-hub:", "timm:hf-hub:")):
+        name = s.removeprefix("timm:")
+        repo = name.removeprefix("hf-hub:")
+        if not repo.strip() or repo.count("/") != 1 or any(not part.strip() for part in repo.split("/")):
+            raise ModelSpecError(f"model spec {spec!r}: use hf-hub:ORG/NAME (e.g. hf-hub:timm/resnet18.a1_in1k).")
+        return "timm", name, {}
     kind, _, name = s.partition(":") if ":" in s else ("", "", s)
     if kind == "" and name.startswith("simplecnn"):
         kind = "simplecnn"
     if kind == "simplecnn" or s.startswith("simplecnn"):
-        kwargs: dict[str, Any] = {}
-        opts = s.partition(":")[2] if s.startswith("simplecnn:") else ""
-        for part in filter(None, opts.split(",")):
+        if s != "simplecnn" and not s.startswith("simplecnn:"):
+            raise ModelSpecError(f"unknown model spec {spec!r}: use simplecnn or simplecnn:width=32,depth=3.")
+        raw: dict[str, Any] = {}
+        opts = s.partition(":")[2]
+        for part in filter(None, (p.strip() for p in opts.split(","))):
             k, eq, v = part.partition("=")
+            k = k.strip()
             if not eq or k not in SIMPLECNN_KWARGS:
                 raise ModelSpecError(f"bad simplecnn option {part!r}: use simplecnn:width=32,depth=3 (options: {', '.join(SIMPLECNN_KWARGS)}).")
+            if k in raw:
+                raise ModelSpecError(f"simplecnn option {k} is given twice in {spec!r}.")
             try:
-                kwargs[k] = float(v) if k == "dropout" else int(v)
+                raw[k] = float(v) if k == "dropout" else int(v)
             except ValueError:
-                raise ModelSpecError(f"simplecnn option {k} needs a number, got {v!r}.") from None
-        return "simplecnn", "simplecnn", kwargs
+                raise ModelSpecError(f"simplecnn option {k} needs {'a number' if k == 'dropout' else 'an integer'}, got {v!r}.") from None
+        return "simplecnn", "simplecnn", limits.check_simplecnn_kwargs(raw, ModelSpecError, "simplecnn")
     if kind in ("", "timm"):
+        if not name.strip():
+            raise ModelSpecError(f"model spec {spec!r} names no model: use e.g. timm:efficientnet_lite0.")
         return "timm", name, {}
     if kind == "torchvision":
+        if not name.strip():
+            raise ModelSpecError(f"model spec {spec!r} names no model: use e.g. torchvision:resnet18.")
         return "torchvision", name, {}
-    raise ModelSpecError(f"unknown model spec prefix {kind!r} in {spec!r}: use a checkpoint path, timm:NAME, torchvision:NAME or simplecnn.")
+    raise ModelSpecError(f"unknown model spec prefix {kind!r} in {spec!r}: use a checkpoint path, timm:NAME, torchvision:NAME, hf-hub:ORG/NAME or simplecnn.")
 
 
 def build_model(
@@ -135,22 +202,37 @@ def build_model(
     With ``pretrained`` the ImageNet weights are loaded first (bundled, else timm/torchvision's hub),
     then the head is replaced when ``num_classes`` differs and the stem adapted when ``in_chans != 3``.
     """
+    from cnnviz import limits
+
     kind, name, kw = parse_spec(arch)
-    kw = {**kw, **(arch_kwargs or {})}
-    if "probe_layer" in kw:  # `cnnviz train --probe-layer`: the network cut after that layer, with a new linear head
+    if "probe_layer" in {**kw, **(arch_kwargs or {})}:  # `cnnviz train --probe-layer`: the network cut after that layer, with a new linear head
         from cnnviz.train.truncate import build_truncated
 
-        return build_truncated(arch, kw, num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, input_size=input_size)
+        return build_truncated(arch, {**kw, **(arch_kwargs or {})}, num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, input_size=input_size)
     if kind == "checkpoint":
         raise ModelSpecError(f"build_model() takes an architecture, not a checkpoint path ({arch!r}); use load_model().")
+    if num_classes is not None:
+        num_classes = limits.check_int("num_classes", num_classes, limits.NUM_CLASSES)
+    in_chans = limits.check_int("in_chans", in_chans, limits.IN_CHANS)
+    if input_size is not None:
+        if not isinstance(input_size, (tuple, list)) or len(input_size) != 2:
+            raise ModelSpecError(f"input_size must be (H, W), got {input_size!r}.")
+        input_size = tuple(limits.check_int("input size", v, limits.IMAGE_SIDE) for v in input_size)  # type: ignore[assignment]
+    if arch_kwargs and kind != "simplecnn":
+        raise ModelSpecError(f"{arch}: unknown option(s) {sorted(arch_kwargs)}; only simplecnn takes {', '.join(SIMPLECNN_KWARGS)}.")
+    kw = limits.check_simplecnn_kwargs({**kw, **(arch_kwargs or {})}, ModelSpecError) if kind == "simplecnn" else {}
     if kind == "simplecnn":
         from cnnviz.simplecnn import SimpleCNN
 
         if pretrained:
             raise WeightsUnavailableError("simplecnn has no pretrained weights: use --weights random (or train it with `cnnviz train`).")
         n = num_classes or 10
-        model = SimpleCNN(num_classes=n, in_chans=in_chans, **kw)
         hw = input_size or (64, 64)
+        depth = kw.get("depth", 3)
+        if min(hw) < 2**depth:
+            raise ModelSpecError(f"simplecnn depth={depth} halves the image {depth} times: it needs inputs of at least "
+                                 f"{2**depth}x{2**depth} pixels, got {hw[0]}x{hw[1]}. Use a smaller depth or a larger image size.")
+        model = SimpleCNN(num_classes=n, in_chans=in_chans, **kw)
         info = ModelInfo("simplecnn", n, default_class_names(n, "simplecnn"), (in_chans, *hw), (0.5,) * in_chans, (0.5,) * in_chans, kw)
     elif kind == "timm":
         model, info = _build_timm(name, num_classes, in_chans, pretrained, input_size)
@@ -167,10 +249,12 @@ def _build_timm(name: str, num_classes: int | None, in_chans: int, pretrained: b
 
     from cnnviz import weights
 
-    if not timm.is_model(name):
+    if name.startswith("hf-hub:"):
+        model = _create_hf_hub(name, num_classes, pretrained)
+    elif not timm.is_model(name):
         known = timm.list_models()
         raise ModelSpecError(f"unknown timm model {name!r}.{suggestion(name, known)} (see timm.list_models()).")
-    if pretrained and weights.is_bundled(name):
+    elif pretrained and weights.is_bundled(name):
         model = timm.create_model(name, pretrained=False)
         weights.load_bundled_into(model, name)
     elif pretrained:
@@ -196,6 +280,34 @@ def _build_timm(name: str, num_classes: int | None, in_chans: int, pretrained: b
     if in_chans != 3:
         mean, std = (sum(mean) / 3,) * in_chans, (sum(std) / 3,) * in_chans
     return model, ModelInfo(f"timm:{name}", n, default_class_names(n, "timm"), (in_chans, *size), mean, std)
+
+
+def _create_hf_hub(name: str, num_classes: int | None, pretrained: bool) -> "torch.nn.Module":  # noqa: F821
+    """``timm.create_model("hf-hub:ORG/NAME")``: its config (and, pretrained, its weights) come from the
+    Hugging Face Hub or its local cache. Offline, huggingface_hub is put in offline mode first, so a
+    model that is not cached fails in a second with one line instead of a minute of retries."""
+    import timm
+
+    from cnnviz import weights
+
+    kw = {} if pretrained or num_classes is None else {"num_classes": num_classes}
+    try:
+        with weights.hub_offline_context():
+            return timm.create_model(name, pretrained=pretrained, **kw)
+    except Exception as e:  # hub errors come in many types (OSError, HF errors, URLError, HTTPError)
+        log.debug("timm hf-hub load failed: %r", e)
+        what = "its config and weights" if pretrained else "its config"
+        kind = type(e).__name__
+        if "LocalEntryNotFound" in kind or "OfflineMode" in kind:
+            why = "not in the local cache, and the Hub is unreachable"
+        elif "RepositoryNotFound" in kind or "GatedRepo" in kind:
+            why = "no such (public) repository on the Hub"
+        else:
+            text = str(e).strip()
+            why = f"{kind}: {text.splitlines()[0][:120]}" if text else kind
+        raise WeightsUnavailableError(
+            f"model {name!r} could not be loaded: it needs {what} from the Hugging Face Hub or its local cache ({why}). "
+            f"Check the name, connect once to cache it, or use a bundled model: {', '.join(sorted(weights.BUNDLED))}.") from None
 
 
 def _build_torchvision(name: str, num_classes: int | None, in_chans: int, pretrained: bool, input_size: tuple[int, int] | None):
@@ -291,16 +403,46 @@ def reset_head(model: "torch.nn.Module", num_classes: int) -> None:  # noqa: F82
 
 
 def info_from_checkpoint(data: dict[str, Any], source: str) -> ModelInfo:
-    """``ModelInfo`` from a checkpoint dict (see cnnviz.checkpoint)."""
-    n = int(data["num_classes"])
+    """``ModelInfo`` from a checkpoint dict (see cnnviz.checkpoint); ``CheckpointError`` naming the wrong field."""
+    from cnnviz.checkpoint import validate_checkpoint
+
+    data = validate_checkpoint(data, source, check_tensors=False)
+    n = data["num_classes"]
     names = list(data.get("class_names") or default_class_names(n, str(data["arch"])))
     return ModelInfo(
         arch=str(data["arch"]), num_classes=n, class_names=names,
-        input_size=tuple(int(v) for v in data["input_size"]),  # type: ignore[arg-type]
-        mean=tuple(float(v) for v in data["mean"]), std=tuple(float(v) for v in data["std"]),
-        arch_kwargs=dict(data.get("arch_kwargs") or {}), weights="checkpoint", mode=data.get("mode"),
+        input_size=tuple(data["input_size"]),  # type: ignore[arg-type]
+        mean=tuple(data["mean"]), std=tuple(data["std"]),
+        arch_kwargs=dict(data["arch_kwargs"]), weights="checkpoint", mode=data.get("mode"),
         metrics=dict(data.get("metrics") or {}), config=dict(data.get("config") or {}), source=source,
     )
+
+
+def load_state(model: "torch.nn.Module", state: dict[str, Any], source: str, arch: str) -> None:  # noqa: F821
+    """``model.load_state_dict(state)`` with one clear line when the weights do not fit.
+
+    Names the missing and unexpected keys and the first tensors whose shapes differ, instead of
+    torch's multi-line report (``CheckpointError``).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} is {tuple(state[k].shape)} in the file but {tuple(v.shape)} in the model"
+              for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+
+    def few(keys: list[str]) -> str:
+        return "; ".join(keys[:3]) + (f"; and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    parts = ([f"{len(missing)} missing ({few(missing)})"] if missing else []) + (
+        [f"{len(unexpected)} unexpected ({few(unexpected)})"] if unexpected else []) + (
+        [f"{len(shapes)} of another shape ({few(shapes)})"] if shapes else [])
+    if parts:
+        raise CheckpointError(f"'{source}': its weights do not fit architecture {arch}: {'; '.join(parts)}.")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()[:200]
+        raise CheckpointError(f"'{source}': its weights do not fit architecture {arch} ({first}).") from None
 
 
 def checkpoint_payload(model: "torch.nn.Module", info: ModelInfo, **extra: Any) -> dict[str, Any]:  # noqa: F821
@@ -345,13 +487,12 @@ def load_model(
     if kind == "checkpoint":
         data = load_checkpoint(name)
         info = info_from_checkpoint(data, name)
-        model, _ = build_model(info.arch, num_classes=info.num_classes, in_chans=info.in_chans,
-                               arch_kwargs=info.arch_kwargs, pretrained=False, input_size=info.input_size[1:])
         try:
-            model.load_state_dict(data["state_dict"])
-        except RuntimeError as e:
-            first = str(e).splitlines()[0]
-            raise CheckpointError(f"'{name}': its weights do not fit architecture {info.arch} ({first}).") from None
+            model, _ = build_model(info.arch, num_classes=info.num_classes, in_chans=info.in_chans,
+                                   arch_kwargs=info.arch_kwargs, pretrained=False, input_size=info.input_size[1:])
+        except (ModelSpecError, WeightsUnavailableError) as e:
+            raise CheckpointError(f"'{name}': its architecture {info.arch!r} cannot be built: {e}") from None
+        load_state(model, data["state_dict"], name, info.arch)
         model.eval()
         return model.to(device), info
     pretrained = weights == "pretrained" and kind != "simplecnn"

@@ -1,4 +1,9 @@
-"""Arrays -> pictures: grids, colormaps, overlays, labels, atomic PNG writes. No torch here.
+"""Arrays -> pictures: grids, colormaps, overlays, labels, atomic PNG/NPY writes. No torch here.
+
+The one room for pictures: one colour table per colormap (``lut``, cached), one overlay (cv2
+blending over that table), one [0, 1] scaling (``normalize01``), one PNG writer (``save_png``,
+atomic, cv2) and one array writer (``save_npy``). The explainers return arrays; the CLI, the
+report and the gallery write them through here.
 
 Images are ``np.uint8`` ``(H, W, 3)``; maps are float ``(H, W)``, usually in [0, 1].
 """
@@ -8,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,24 +31,47 @@ def normalize01(a: np.ndarray, lo: float | None = None, hi: float | None = None)
     return np.clip((a - lo) / (hi - lo), 0.0, 1.0)
 
 
-def colorize(m: np.ndarray, cmap: str = "jet") -> np.ndarray:
-    """``(H, W)`` float in [0, 1] -> ``(H, W, 3) uint8`` through a matplotlib colormap."""
+@lru_cache(maxsize=16)
+def lut(cmap: str = "jet") -> np.ndarray:
+    """A ``(256, 3) uint8`` RGB table for matplotlib colormap ``cmap`` (cached: building one costs ms)."""
     from matplotlib import colormaps
 
-    lut = (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
-    idx = np.clip(np.asarray(m, dtype=np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
-    return lut[idx]
+    table = (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
+    table.flags.writeable = False  # shared by every caller through the cache
+    return table
+
+
+def _index(m: np.ndarray) -> np.ndarray:
+    """[0, 1] floats -> ``uint8`` table indices (clipped; NaN -> 0)."""
+    a = np.nan_to_num(np.asarray(m, dtype=np.float32), nan=0.0)
+    return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def colorize(m: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """``(H, W)`` float in [0, 1] -> ``(H, W, 3) uint8`` through a matplotlib colormap."""
+    return lut(cmap)[_index(m)]
 
 
 def overlay(img: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
-    """Blend a ``(H, W)`` [0, 1] heatmap over ``(H, W, 3) uint8`` ``img`` (resized to match if needed)."""
-    if heat.shape[:2] != img.shape[:2]:
-        from cnnviz.images import resize_map
+    """Blend a ``(h, w)`` [0, 1] heatmap over ``img`` ``(H, W, 3) uint8`` -> ``(H, W, 3) uint8``.
 
-        heat = resize_map(heat, img.shape[:2])
-    col = colorize(np.clip(heat, 0, 1), cmap).astype(np.float32)
-    out = (1 - alpha) * img.astype(np.float32) + alpha * col
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    ``heat`` is resized to the image (bilinear) when the sizes differ, so a map at the model's
+    input size can be laid over the original photo directly. ``alpha`` is the map's weight.
+    """
+    import cv2
+
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise TypeError(f"overlay() needs an (H, W, 3) uint8 image, got {img.dtype} {img.shape} "
+                        "(cnnviz.load_image returns one).")
+    h, w = img.shape[:2]
+    heat = np.asarray(heat, dtype=np.float32)
+    if heat.shape[:2] != (h, w):
+        heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
+    col = lut(cmap)[_index(heat)]
+    return cv2.addWeighted(np.ascontiguousarray(img), 1.0 - alpha, col, alpha, 0.0)
 
 
 def label(img: np.ndarray, text: str, scale: float | None = None) -> np.ndarray:
@@ -86,12 +115,39 @@ def tile(tiles: Sequence[np.ndarray], ncols: int | None = None, pad: int = 2, bg
     return out
 
 
-def save_png(img: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Atomically write ``(H, W[, 3]) uint8`` as PNG."""
-    from PIL import Image
+def save_png(img: np.ndarray, path: str | os.PathLike[str], compression: int = 6) -> Path:
+    """Atomically write ``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA ``uint8`` as PNG.
 
+    ``compression`` is zlib's level, 0-9: 6 (the default, as PIL's) for files that are kept and
+    published; 1 writes several times faster for a few percent more bytes (the CLI folder job).
+    """
+    import cv2
+
+    a = np.ascontiguousarray(img)
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise TypeError(f"save_png() needs uint8 (H, W), (H, W, 3) or (H, W, 4), got {a.dtype} {a.shape}")
+    if a.ndim == 3 and a.shape[2] == 3:
+        a = cv2.cvtColor(a, cv2.COLOR_RGB2BGR)
+    elif a.ndim == 3 and a.shape[2] == 4:
+        a = cv2.cvtColor(a, cv2.COLOR_RGBA2BGRA)
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(np.ascontiguousarray(img)).save(tmp, format="PNG")
+        ok, buf = cv2.imencode(".png", a, [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
+        if not ok:
+            raise OSError(f"could not encode {path} as PNG")
+        Path(tmp).write_bytes(buf.tobytes())
+    return Path(path)
+
+
+def save_npy(arr: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Atomically write an array as ``.npy`` (never pickled: object arrays are refused)."""
+    a = np.asarray(arr)
+    if a.dtype == object:
+        raise TypeError("save_npy() writes numeric arrays only (object arrays would need pickle)")
+    with atomic_path(path, suffix=".npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, a, allow_pickle=False)
     return Path(path)
 
 
@@ -130,3 +186,30 @@ def titled(img: np.ndarray, title: str, path: str | os.PathLike[str], subtitle: 
     if subtitle:
         fig.text(0.5, 1 - 0.42 / (h * scale + 0.6), subtitle, ha="center", va="top", fontsize=8, color="#444")
     return save_figure(fig, path, dpi=dpi)
+
+
+# -- gallery pictures (moved from cnnviz.report) ---------------------------------------------------
+
+def display_image(img: np.ndarray, px: int) -> np.ndarray:
+    """``(H, W, 3) uint8`` scaled so its longest side is about ``px``: small images crisply (nearest).
+
+    An image at most half of ``px`` is repeated by a whole factor (pixels kept exactly, so a 28x28
+    digit stays sharp); a larger one is shrunk to ``px``; one in between is returned as it is.
+    """
+    from cnnviz.images import resize_image
+
+    h, w = img.shape[:2]
+    if max(h, w) * 2 <= px:
+        f = px // max(h, w)
+        return img.repeat(f, 0).repeat(f, 1)
+    if max(h, w) > px:
+        s = px / max(h, w)
+        return resize_image(img, (max(1, round(h * s)), max(1, round(w * s))))
+    return img
+
+
+def heat_png(heat: np.ndarray, size: tuple[int, int], path: str | os.PathLike[str], cmap: str = "jet") -> Path:
+    """A ``(h, w)`` [0, 1] map as an opaque colour PNG at ``size=(H, W)`` (the gallery sets its opacity)."""
+    from cnnviz.images import resize_map
+
+    return save_png(colorize(np.clip(resize_map(heat, size), 0, 1), cmap), path)

@@ -147,3 +147,40 @@ def test_class_discriminative_on_cat_espresso_composite(lite0):
         left = r.maps[:, :, :w].sum((1, 2)) / r.maps.sum((1, 2))
         assert left[0] > 0.5 + margin, (method, "cat map should sit on the left half", left)
         assert left[1] < 0.5 - margin, (method, "espresso map should sit on the right half", left)
+
+
+@pytest.fixture
+def tiny_swin():
+    """A 2-stage random Swin on 32x32 inputs: channels-last (B, h, w, C) stage outputs, 8x8 then 4x4."""
+    import timm
+
+    from cnnviz.models import ModelInfo
+
+    torch.manual_seed(0)
+    m = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=5, img_size=32, patch_size=4,
+                          window_size=4, embed_dim=16, depths=(1, 1), num_heads=(1, 2)).eval()
+    info = ModelInfo("timm:swin_tiny", 5, [f"c{i}" for i in range(5)], (3, 32, 32), (0.5,) * 3, (0.5,) * 3)
+    return m, info
+
+
+def test_swin_channels_last_layers_are_detected_and_match_pytorch_grad_cam(tiny_swin):
+    from cnnviz.explain.activations import activation_maps
+    from cnnviz.explain.methods import explain, method_names
+    from cnnviz.probe import describe_layers
+
+    model, info = tiny_swin
+    layouts = {r.name: r.layout for r in describe_layers(model, info.input_size)}
+    assert layouts["patch_embed.proj"] == "NCHW" and layouts["layers.0"] == layouts["norm"] == "NHWC"
+    assert default_cam_layer(model, info) == "norm"  # (B, 4, 4, 32), not a "(B, C=4, H=4, W=32)" map
+    x = torch.randn(2, 3, 32, 32)
+    nhwc_to_nchw = lambda t: t.permute(0, 3, 1, 2)  # noqa: E731  (what pytorch-grad-cam's Swin example does by hand)
+    for layer in ("norm", "layers.0"):
+        ours = compute_cams(model, x, layer=layer, method="gradcam", info=info)
+        ref = _reference(model, x, model.get_submodule(layer), "gradcam", ours.targets, nhwc_to_nchw)
+        assert min(_corr(ours.maps[k], ref[k]) for k in range(2)) >= 0.99, layer
+    for method in method_names():  # every registered method runs on it, and leaves the model as found
+        r = explain(model, x, method, info=info)
+        assert r.maps.shape == (2, 32, 32) and np.isfinite(r.maps).all() and r.maps.max() <= 1, method
+    assert hook_count(model) == 0 and not any(p.grad is not None for p in model.parameters())
+    acts = activation_maps(model, x[:1], "layers.0", top=4)
+    assert acts.shape == (16, 8, 8) and acts.maps.shape == (4, 8, 8)  # (C, h, w), not (8, 8, 16)

@@ -139,3 +139,27 @@ def test_small_batches_are_skipped_not_fatal():
     cka = MinibatchCKA()
     cka.update(np.ones((3, 2)), np.ones((3, 2)))
     assert cka.batches == 0 and np.isnan(cka.compute())
+
+
+def test_constant_features_make_cka_undefined_not_a_number():
+    """A dead layer (features constant over the images) has no CKA: 0/0. It used to read as 0.0
+    (biased), as a rounding-noise value or NaN-in-JSON (streaming); now NaN, listed as undefined."""
+    g = torch.Generator().manual_seed(0)
+    live = torch.randn(64, 10, generator=g)
+    dead = torch.full((64, 10), 3.7)  # constant, non-zero: centring leaves only rounding noise
+    assert np.isnan(linear_cka(live, dead)) and np.isnan(linear_cka(dead, dead))
+    assert np.isnan(linear_cka(live.numpy(), dead.numpy(), debiased=True))
+    assert torch.count_nonzero(gram(dead)) == 0 and torch.count_nonzero(gram(dead.float() * 1e-3 + 5.0)) == 0
+    assert torch.count_nonzero(gram(live)) > 0
+    multi = MultiModelCKA([2, 1])
+    for s in range(0, 64, 16):
+        multi.update([[live[s : s + 16], dead[s : s + 16]], [live[s : s + 16] * 2.0]])
+    own = multi.block(0, 0)
+    assert own[0, 0] == pytest.approx(1.0) and np.isnan(own[1]).all() and np.isnan(own[:, 1]).all()
+    assert multi.block(0, 1)[0, 0] == pytest.approx(1.0) and np.isnan(multi.block(0, 1)[1, 0])
+    assert multi.undefined(0) == [1] and multi.undefined(1) == []
+    mat = MinibatchCKAMatrix(1, 1)
+    mat.update([live[:16]], [dead[:16]])
+    assert np.isnan(mat.compute()).all()
+    # tiny but real variation is not "constant"
+    assert np.isfinite(linear_cka(live, 1e-20 * live))

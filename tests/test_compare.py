@@ -241,3 +241,63 @@ def test_compare_models_uses_given_names():
     assert set(doc["layers"]) == {"my-ft", "my-scratch"}
     with pytest.raises(CnnvizError, match="unique name"):
         compare_models([a, b], ds, eval_limit=12, batch_size=6, cam=False, names=["x", "x"])
+
+
+def test_dead_model_gives_null_cka_with_a_note_and_strict_json(tmp_path):
+    """A model whose features are constant (all weights zero) makes CKA undefined: null + a note in
+    compare.json (it was NaN, which is not JSON), printed as 'undefined', figures still drawn."""
+    from click.testing import CliRunner
+
+    from cnnviz.cli.main import cli
+
+    ds = _dataset(n=12)
+    for split in ("train", "test"):
+        for i in range(len(ds)):
+            img, y = ds[i]
+            d = tmp_path / "data" / split / ds.class_names[y]
+            d.mkdir(parents=True, exist_ok=True)
+            img.save(d / f"{i}.png")
+    live, info = _tiny(0)
+    dead, dinfo = _tiny(1)
+    with torch.no_grad():
+        for p in dead.parameters():
+            p.zero_()
+    save_model(tmp_path / "live" / "ckpt.pt", live, info)
+    save_model(tmp_path / "dead" / "ckpt.pt", dead, dinfo)
+    out = tmp_path / "cmp"
+    r = CliRunner().invoke(cli, ["compare", "--model", str(tmp_path / "live" / "ckpt.pt"), "--model", str(tmp_path / "dead" / "ckpt.pt"),
+                                 "--data", str(tmp_path / "data"), "--eval-limit", "12", "--batch-size", "6", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    text = (out / "compare.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    doc = json.loads(text)
+    pair = next(e for e in doc["cka"] if e["a"] != e["b"])
+    assert all(v is None for row in pair["matrix"] for v in row)
+    assert list(pair["undefined_layers"].values()) == [doc["layers"][doc["models"][1]["name"]]]
+    assert "undefined" in pair["note"] and "constant" in pair["note"]
+    live_self = next(e for e in doc["cka"] if e["a"] == e["b"] == doc["models"][0]["name"])
+    assert "undefined_layers" not in live_self and live_self["matrix"][0][0] == pytest.approx(1.0)
+    assert "undefined" in r.stdout and (out / "summary.png").stat().st_size > 0
+
+
+def test_compare_models_refuses_absurd_values():
+    from cnnviz.errors import OptionError
+
+    models = [_tiny(0), _tiny(1)]
+    ds = _dataset(n=12)
+    for kw, match in [({"batch_size": 2}, "at least 4"), ({"batch_size": 10**9}, "4..4096"), ({"eval_limit": 0}, "--eval-limit 0"),
+                      ({"cam_fraction": 1.0}, "cam_fraction"), ({"cam_fraction": float("nan")}, "cam_fraction"),
+                      ({"seed": -1}, "--seed")]:
+        with pytest.raises(OptionError, match=match):
+            compare_models(models, ds, **kw)
+
+
+def test_drift_from_all_zero_weights_is_skipped_not_nan():
+    a, _ = _tiny(0)
+    b, _ = _tiny(0)
+    with torch.no_grad():
+        a.features[0].weight.zero_()
+    r = weight_drift(a, b)
+    assert "features.0" not in {l.name for l in r.layers}
+    assert any(s["name"] == "features.0" and "zero" in s["reason"] for s in r.skipped_layers)
+    assert all(np.isfinite(l.rel_change) for l in r.layers) and all(np.isfinite(g["rel_change"]) for g in r.groups)

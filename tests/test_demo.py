@@ -38,9 +38,9 @@ def _demo(args):
 
 
 def _tiny_runs(monkeypatch, data: Path):
-    import cnnviz.cli.gallery as G
+    import cnnviz.report.demo as D
 
-    monkeypatch.setattr(G, "demo_runs", lambda quick, spec: [(n, {**f, "data": spec}) for n, f in TINY])
+    monkeypatch.setattr(D, "demo_runs", lambda quick, spec: [(n, {**f, "data": spec}) for n, f in TINY])
 
 
 @pytest.mark.slow
@@ -74,7 +74,7 @@ def test_demo_trains_compares_publishes_and_reuses(folder_data, tmp_path, monkey
 
 def test_demo_quick_recipe_is_small():
     """--quick stays a few-minutes job: capped data, small images, few epochs."""
-    from cnnviz.cli.gallery import demo_runs
+    from cnnviz.report.demo import demo_runs
     from cnnviz.train import TrainConfig
 
     runs = demo_runs(True, "fashion-mnist")

@@ -150,3 +150,41 @@ def test_coarse_cam_cell_maps_to_the_middle_of_its_region():
     assert cell_to_grid((0, 1), (2, 2), (12, 12)) == (3, 9)
     assert cell_to_grid((3, 3), (4, 4), (8, 8)) == (7, 7)  # same-size cells stay put at the edges
     assert cell_to_grid((2, 5), (8, 8), (8, 8)) == (2, 5)  # identical grids: identity
+
+
+def test_top_examples_refuses_absurd_values(tiny_cnn, tiny_data):
+    from cnnviz.errors import OptionError
+    from cnnviz.explain.examples import top_examples
+
+    model, info = tiny_cnn
+    for kw, match in [({"k": 0}, "--top"), ({"k": 10**7}, "--top"), ({"batch_size": 0}, "--batch-size"),
+                      ({"limit": 0}, "--limit"), ({"limit": -5}, "--limit")]:
+        with pytest.raises(OptionError, match=match):
+            top_examples(model, info, tiny_data, target_class=0, **kw)
+    with pytest.raises(OptionError, match="target_class 5 is out of range.*5 classes"):
+        top_examples(model, info, tiny_data, target_class=5)  # was: IndexError on the logits
+
+
+@pytest.mark.parametrize("args,match", [
+    (["rf", "--effective", "--layer", "features.3", "--num", "100000"], "1<=x<=1024"),
+    (["examples", "--class", "0", "--top", "0"], "1<=x<=1000"),
+    (["examples", "--class", "0", "--batch-size", "100000"], "1<=x<=4096"),
+    (["examples", "--class", "0", "--limit", "0"], "--limit"),
+    (["examples", "--class", "#10"], "out of range"),
+    (["examples", "--layer", "features.3", "--channel", "99"], "channel 99 is out of range"),
+    (["rf", "--effective", "--layer", "features.3", "--channel", "99", "--num", "1"], "channel 99 is out of range"),
+])
+def test_cli_rf_and_examples_bounds(tmp_path, args, match):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from cnnviz.cli.main import cli
+
+    for split in ("train", "test"):
+        d = tmp_path / "data" / split / "a"
+        d.mkdir(parents=True)
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(d / "0.png")
+    data = [] if args[0] == "rf" else ["--data", str(tmp_path / "data")]
+    r = CliRunner().invoke(cli, [*args, "--model", "simplecnn:width=4,depth=2", *data, "--out", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and match in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "x.png").exists()

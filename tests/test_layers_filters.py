@@ -10,7 +10,7 @@ from torch import nn
 from cnnviz.errors import LayerError
 from cnnviz.explain.activations import activation_maps
 from cnnviz.explain.filters import filter_grid, filter_tiles, layer_kernels
-from cnnviz.layers import describe_layers, spatial_layers
+from cnnviz.probe import describe_layers, spatial_layers
 
 
 def test_describe_and_spatial_layers(tiny_cnn):

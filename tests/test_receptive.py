@@ -206,3 +206,25 @@ def test_erf_lives_inside_the_analytic_field(tiny_cnn):
     e2 = effective_receptive_field(model, info, "features.10", images)
     assert e2.n_images == 3 and not np.allclose(e.heat, e2.heat)
     assert render_erfs([("a", e), ("b", e2)]).shape[1] > 2 * 200
+
+
+def test_library_entry_points_refuse_absurd_values(tiny_cnn):
+    """A notebook user calls these without the CLI's bounds: the same limits hold (OptionError / LayerError)."""
+    from cnnviz.errors import LayerError, OptionError
+    from cnnviz.explain.erf import effective_receptive_field
+
+    model, info = tiny_cnn
+    with pytest.raises(OptionError, match=r"--num 100000 is out of range: use 1\.\.1024"):
+        effective_receptive_field(model, info, "features.3", n=100_000)  # was: a 100000x3x32x32 noise tensor
+    with pytest.raises(OptionError):
+        effective_receptive_field(model, info, "features.3", n=0)
+    with pytest.raises(OptionError, match="batch_size"):
+        effective_receptive_field(model, info, "features.3", n=2, batch_size=0)  # was: range() step 0 ValueError
+    with pytest.raises(LayerError, match="--channel 99 is out of range.*4 channels"):
+        effective_receptive_field(model, info, "features.3", n=2, channel=99)  # was: IndexError
+    with pytest.raises(OptionError):
+        effective_receptive_field(model, info, "features.3", n=2, channel=-1)
+    with pytest.raises(OptionError, match="input size 100000"):
+        receptive_fields(model, (3, 100000, 100000))
+    with pytest.raises(OptionError, match=r"\(C, H, W\)"):
+        receptive_fields(model, (32, 32))

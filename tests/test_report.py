@@ -1,5 +1,6 @@
 """cnnviz.report: the content-addressed cache (rebuilds compute nothing, a new model computes only its
-own work), optional capabilities skipped with a note, and a manifest the gallery renders."""
+own work), checks before any work, loud failures (only inapplicable work is a note), strict JSON, and
+a manifest the gallery renders."""
 
 from __future__ import annotations
 
@@ -112,27 +113,88 @@ def test_changed_weights_are_recomputed(setup, tmp_path):
     assert "display" not in methods  # the image itself did not change
 
 
-def test_missing_capability_is_skipped_with_a_note(setup, tmp_path, monkeypatch):
-    import cnnviz.report as report
-
-    root, a, _, imgs = setup
-    real = report._optional
-    monkeypatch.setattr(report, "_optional", lambda mod, name: None if "maximize" in mod or "attribute" in mod else real(mod, name))
-    s, m, _ = _run(tmp_path / "cache", [a], imgs[:1])
-    assert any("maximize" in n for n in s.notes) and any("attributions" in n for n in s.notes)
+def test_inapplicable_work_is_a_note(setup, tmp_path):
+    root, a, b, imgs = setup
+    s, m, _ = _run(tmp_path / "cache", [a, b], imgs[:1])
+    assert "no top dataset patches: no --data." in s.notes
+    assert any(n.startswith("no model comparison") for n in s.notes)
     assert m["notes"] == s.notes
-    assert [r["method"] for r in m["images"][0]["results"]] == ["gradcam"]
-    assert not any(sec["id"] == "maximize" for sec in m["models"][0]["sections"])
+    assert not any(sec["id"] == "examples" for sec in m["models"][0]["sections"])
 
 
-def test_failing_explainer_costs_only_its_section(setup, tmp_path, monkeypatch):
+def test_failing_explainer_is_an_error_and_leaves_no_cache_entry(setup, tmp_path, monkeypatch):
     import cnnviz.explain.activations as acts
 
     root, a, _, imgs = setup
+    cache = tmp_path / "cache"
+    real = acts.activation_maps
     monkeypatch.setattr(acts, "activation_maps", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
-    s, m, _ = _run(tmp_path / "cache", [a], imgs[:1])
-    assert any("activations failed" in n and "boom" in n for n in s.notes)
-    assert any(sec["id"].startswith("filters") for sec in m["models"][0]["sections"])
+    with pytest.raises(RuntimeError, match="boom") as err:
+        _run(cache, [a], imgs[:1])
+    assert any("activations of model 'a'" in n for n in err.value.__notes__)
+    entries = [d for d in (cache / "objects").glob("*/*")]
+    assert entries and all((d / "meta.json").is_file() for d in entries), "only complete entries"
+    assert not [p for p in (cache / "objects").rglob(".*") if p.is_dir()], "no temporary folder left"
+    monkeypatch.setattr(acts, "activation_maps", real)
+    s, _, _ = _run(cache, [a], imgs[:1])
+    assert ("a", "activations") in s.computed and ("a", "filters") not in s.computed  # the rest came from the cache
+
+
+def test_a_missing_module_of_cnnviz_is_an_error_not_a_skip(setup, tmp_path, monkeypatch):
+    import sys
+
+    root, a, _, imgs = setup
+    monkeypatch.setitem(sys.modules, "cnnviz.explain.maximize", None)  # import raises ImportError
+    with pytest.raises(ImportError):
+        _run(tmp_path / "cache", [a], imgs[:1])
+
+
+def test_the_seed_reaches_the_explainers(setup, tmp_path, monkeypatch):
+    import cnnviz.explain.erf as erf
+    import cnnviz.explain.maximize as mx
+
+    root, a, _, imgs = setup
+    seen = {}
+
+    def spy(key, real):
+        def call(*args, **kw):
+            seen[key] = kw.get("seed")
+            return real(*args, **kw)
+        return call
+
+    monkeypatch.setattr(mx, "maximize_classes", spy("maximize", mx.maximize_classes))
+    monkeypatch.setattr(erf, "effective_receptive_field", spy("erf", erf.effective_receptive_field))
+    from cnnviz.images import load_image
+    from cnnviz.report import ImageRef, ModelSource, Report, ReportConfig
+
+    def report(seed):
+        cfg = ReportConfig(maximize_steps=2, max_classes=2, top_channels=4, activation_images=1, seed=seed)
+        rep = Report(tmp_path / "cache", cfg)
+        rep.run([ModelSource(a)], [ImageRef("x", lambda: load_image(imgs[0]))])
+        return {m for _, m in rep.stats.computed}
+
+    report(7)
+    assert seen == {"maximize": 7, "erf": 7}
+    assert {"maximize", "erf"} <= report(8), "another seed is another result, never the cached one"
+    assert seen == {"maximize": 8, "erf": 8}
+
+
+def test_nan_metrics_become_null_with_a_note(tmp_path):
+    from cnnviz.models import load_model, save_model
+
+    p = _ckpt(tmp_path / "nan.pt", 0, "scratch")
+
+    model, info = load_model(p)
+    info.metrics = {"test_accuracy": float("nan"), "train_seconds": float("inf")}
+    save_model(p, model, info)
+    s, m, path = _run(tmp_path / "cache", [p], [])
+    assert m["models"][0]["accuracy"] is None and m["models"][0]["train_seconds"] is None
+    assert any("not a number" in n for n in s.notes)
+
+    def refuse(name):
+        raise AssertionError(f"{name} in the manifest")
+
+    json.loads(path.read_text(), parse_constant=refuse)
 
 
 def test_manifest_renders_to_a_site(setup, tmp_path):
@@ -150,7 +212,7 @@ def test_manifest_renders_to_a_site(setup, tmp_path):
 
 
 def test_display_image_is_crisp_and_bounded():
-    from cnnviz.report import display_image
+    from cnnviz.render import display_image
 
     small = np.arange(28 * 28 * 3, dtype=np.uint8).reshape(28, 28, 3)
     up = display_image(small, 224)
@@ -160,7 +222,7 @@ def test_display_image_is_crisp_and_bounded():
 
 
 def test_cache_key_depends_on_every_part():
-    from cnnviz.report import Cache
+    from cnnviz.cache import Cache
 
     base = Cache.key("m", "i", "gradcam", {"px": 224})
     assert base == Cache.key("m", "i", "gradcam", {"px": 224})
@@ -172,5 +234,43 @@ def test_unknown_layer_is_a_clear_error(setup, tmp_path):
     from cnnviz.errors import LayerError
 
     root, a, _, imgs = setup
-    with pytest.raises(LayerError, match="features.33.*none of the models"):
+    with pytest.raises(LayerError, match="features.33.*none of the models.*features.3"):
         _run(tmp_path / "cache", [a], imgs[:1], layers=["features.33"])
+    assert not (tmp_path / "cache").exists(), "refused before any work"
+
+
+def test_unknown_methods_are_refused_before_any_work(setup, tmp_path):
+    from cnnviz.errors import CnnvizError
+
+    root, a, _, imgs = setup
+    with pytest.raises(CnnvizError, match="--cam 'gradcamm' is not a method. Did you mean: gradcam"):
+        _run(tmp_path / "cache", [a], imgs[:1], cam_methods=["gradcamm"])
+    with pytest.raises(CnnvizError, match="--cam 'saliency': .*pass it to --attribute"):
+        _run(tmp_path / "cache", [a], imgs[:1], cam_methods=["saliency"])
+    with pytest.raises(CnnvizError, match="--attribute 'salincy'"):
+        _run(tmp_path / "cache", [a], imgs[:1], attr_methods=["salincy"])
+    assert not (tmp_path / "cache").exists()
+
+
+def test_models_with_one_default_name_get_distinct_names(setup, tmp_path):
+    root, a, _, imgs = setup
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    import shutil
+
+    shutil.copy(a, other / "a.pt")  # same file name -> same default display name
+    from cnnviz.report import ModelSource, Report, ReportConfig
+
+    cfg = ReportConfig(maximize_steps=2, max_classes=2, erf=False)
+    manifest = Report(tmp_path / "cache", cfg).run([ModelSource(a), ModelSource(str(other / "a.pt"))], [])
+    assert [e["name"] for e in json.loads(manifest.read_text())["models"]] == ["a", "a #2"]
+
+
+def test_one_name_for_two_models_is_refused(setup, tmp_path):
+    from cnnviz.errors import CnnvizError
+    from cnnviz.report import ModelSource, Report
+
+    root, a, b, _ = setup
+    with pytest.raises(CnnvizError, match="--name 'x' is given to two models"):
+        Report(tmp_path / "cache").run([ModelSource(a, "x"), ModelSource(b, "x")], [])
+    assert not (tmp_path / "cache").exists()

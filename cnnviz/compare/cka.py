@@ -33,6 +33,7 @@ import torch
 log = logging.getLogger(__name__)
 
 _GRAM_BLOCK = 8192  # feature columns centred at a time in gram()
+_CONSTANT_TOL = 8  # features that vary by at most this many ulps of their magnitude are constant
 
 __all__ = ["linear_cka", "gram", "unbiased_hsic", "MinibatchCKA", "MinibatchCKAMatrix", "MultiModelCKA"]
 
@@ -51,7 +52,8 @@ def linear_cka(x: Any, y: Any, *, debiased: bool = False) -> float:
     ``debiased=False`` is Kornblith et al.'s estimator (biased HSIC, the reference formula);
     ``debiased=True`` uses the unbiased HSIC estimator (what ``MinibatchCKA`` averages), which does
     not inflate similarity when features are high-dimensional and ``n`` is small.
-    Computed in float64; uses the feature form or the Gram form, whichever is cheaper.
+    Computed in float64; uses the feature form or the Gram form, whichever is cheaper. NaN when
+    either representation is constant over the examples (a dead layer): CKA is 0/0 there, undefined.
     """
     X, Y = _as_2d(x), _as_2d(y)
     if X.shape[0] != Y.shape[0]:
@@ -62,7 +64,8 @@ def linear_cka(x: Any, y: Any, *, debiased: bool = False) -> float:
             raise ValueError("the unbiased HSIC estimator needs at least 4 examples")
         K, L = gram(X), gram(Y)
         xy, xx, yy = unbiased_hsic(K, L), unbiased_hsic(K, K), unbiased_hsic(L, L)
-        return float(xy / max(np.sqrt(max(xx, 0.0) * max(yy, 0.0)), 1e-300))
+        den = np.sqrt(max(xx, 0.0) * max(yy, 0.0))
+        return float(xy / den) if den > 0 else float("nan")
     X = X - X.mean(0, keepdim=True)
     Y = Y - Y.mean(0, keepdim=True)
     if X.shape[1] + Y.shape[1] <= 2 * n:  # feature form: (p x q) products
@@ -74,7 +77,7 @@ def linear_cka(x: Any, y: Any, *, debiased: bool = False) -> float:
         xy = (K * L).sum()
         xx, yy = torch.linalg.matrix_norm(K), torch.linalg.matrix_norm(L)
     den = float(xx * yy)
-    return float(xy) / den if den > 0 else 0.0
+    return float(xy) / den if den > 0 else float("nan")
 
 
 def gram(x: Any, *, center: bool = True) -> torch.Tensor:
@@ -82,6 +85,7 @@ def gram(x: Any, *, center: bool = True) -> torch.Tensor:
 
     The batch mean is subtracted first (``center``): the unbiased HSIC estimator is invariant to it,
     and it keeps the float32 product well-conditioned. The diagonal is zeroed as ``K - diag(diag(K))``.
+    Features that are constant over the batch (up to rounding) give an all-zero Gram.
     """
     X = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     X = X.reshape(X.shape[0], -1)
@@ -91,10 +95,18 @@ def gram(x: Any, *, center: bool = True) -> torch.Tensor:
         K = X @ X.T
     else:  # centre column blocks one at a time: the temporary is a block, not a copy of the features
         K = torch.zeros(X.shape[0], X.shape[0], dtype=X.dtype, device=X.device)
+        spread = scale = 0.0
         for s in range(0, X.shape[1], _GRAM_BLOCK):
             xb = X[:, s : s + _GRAM_BLOCK]
+            scale = max(scale, float(xb.abs().max())) if xb.numel() else scale
             xb = xb - xb.mean(0, keepdim=True)
+            spread = max(spread, float(xb.abs().max())) if xb.numel() else spread
             K.addmm_(xb, xb.T)
+        # Features constant over the batch (a dead layer) centre to rounding noise, not to zero; that
+        # noise would make CKA a random number. Zero it, so the layer's self-HSIC is exactly 0 and
+        # its CKA reads as undefined (NaN) instead of as a similarity.
+        if spread <= _CONSTANT_TOL * torch.finfo(X.dtype).eps * scale:
+            K.zero_()
     K = K.to("cpu", torch.float64)  # (B, B): tiny; float64 on CPU (MPS has no float64)
     return K - torch.diag(torch.diag(K))
 
@@ -183,11 +195,20 @@ class MinibatchCKAMatrix:
         self.batches += 1
 
     def compute(self) -> np.ndarray:
-        """The ``(n_layers_a, n_layers_b)`` CKA matrix (float64 numpy); NaN before any update."""
+        """The ``(n_layers_a, n_layers_b)`` CKA matrix (float64 numpy); NaN before any update and for a
+        layer whose features were constant in every batch (undefined: 0/0)."""
         if self.batches == 0:
             return np.full(self.shape, np.nan)
-        den = torch.sqrt(torch.clamp(torch.outer(self.xx, self.yy), min=1e-300))
-        return (self.xy / den).numpy()
+        return _normalize(self.xy, self.xx, self.yy)
+
+
+def _normalize(xy: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor) -> np.ndarray:
+    """``xy[i, j] / sqrt(xx[i] * yy[j])``; NaN where a self-HSIC is <= 0 (constant features: undefined)."""
+    den = torch.outer(torch.sqrt(torch.clamp(xx, min=0)), torch.sqrt(torch.clamp(yy, min=0)))  # no underflow
+    out = torch.full_like(xy, float("nan"))
+    ok = den > 0
+    out[ok] = xy[ok] / den[ok]
+    return out.numpy()
 
 
 def _self_hsic(G: torch.Tensor, r: torch.Tensor, s: torch.Tensor, n: int) -> torch.Tensor:
@@ -244,10 +265,17 @@ class MultiModelCKA:
         self.batches += 1
 
     def block(self, a: int, b: int) -> np.ndarray:
-        """CKA matrix between model ``a``'s layers (rows) and model ``b``'s layers (columns)."""
+        """CKA matrix between model ``a``'s layers (rows) and model ``b``'s layers (columns); NaN in the
+        rows/columns of ``undefined`` layers."""
         if self.batches == 0:
             return np.full((self.sizes[a], self.sizes[b]), np.nan)
-        d = torch.clamp(self.hsic.diagonal(), min=1e-300)
+        d = self.hsic.diagonal()
         ia = slice(self.offsets[a], self.offsets[a + 1])
         ib = slice(self.offsets[b], self.offsets[b + 1])
-        return (self.hsic[ia, ib] / torch.sqrt(torch.outer(d[ia], d[ib]))).numpy()
+        return _normalize(self.hsic[ia, ib], d[ia], d[ib])
+
+    def undefined(self, m: int) -> list[int]:
+        """Positions (in model ``m``'s layer list) of layers whose CKA is undefined: features constant
+        over every batch (a dead layer or model), so their self-HSIC is 0."""
+        d = self.hsic.diagonal()[self.offsets[m] : self.offsets[m + 1]]
+        return [int(i) for i in torch.nonzero(d <= 0).flatten()] if self.batches else list(range(self.sizes[m]))

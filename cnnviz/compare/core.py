@@ -171,10 +171,16 @@ def compare_models(
     """
     from cnnviz.data import eval_transform, limit_dataset, make_loader
 
+    from cnnviz import limits
+
     if len(models) < 2:
         raise CnnvizError("compare needs at least two models (--model A --model B).")
-    if batch_size < 4:
-        raise CnnvizError(f"--batch-size {batch_size} is too small: minibatch CKA needs at least 4 images per batch.")
+    batch_size = limits.check_int("--batch-size", batch_size, (4, limits.BATCH_SIZE[1]),
+                                  hint="Minibatch CKA needs at least 4 images per batch.")
+    if eval_limit is not None:
+        eval_limit = limits.check_int("--eval-limit", eval_limit, (4, limits.IMAGE_COUNT[1]))
+    cam_fraction = limits.check_float("cam_fraction", cam_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+    seed = limits.check_int("--seed", seed, limits.SEED)
     dev = torch.device(device)
     infos = [info for _, info in models]
     if names is not None:
@@ -248,7 +254,7 @@ def compare_models(
     return Comparison(
         models=[_model_entry(n, info, p, y_all, ok) for n, info, p, ok in zip(names, infos, p_all, on_task)],
         layers=dict(zip(names, layer_lists)),
-        cka=_cka_entries(cka, names),
+        cka=_cka_entries(cka, names, layer_lists),
         filter_drift=_drift(models, names, origin),
         cam_agreement=_agreement_json(agree, names, cam_layers, on_task, cam_fraction) if cam else
         {"status": "skipped", "reason": "Grad-CAM agreement was turned off (--no-cam)", "pairs": []},
@@ -283,12 +289,25 @@ def _model_entry(name: str, info: Any, pred: np.ndarray, y: np.ndarray, on_task:
     }
 
 
-def _cka_entries(cka: MultiModelCKA, names: Sequence[str]) -> list[dict[str, Any]]:
+CKA_UNDEFINED_NOTE = ("null = undefined: the layer's features are constant over every batch of images (a dead layer "
+                      "or model), so CKA is 0/0 there")
+
+
+def _cka_entries(cka: MultiModelCKA, names: Sequence[str], layer_lists: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    """One entry per model pair and per model with itself. A layer whose CKA is undefined (constant
+    features) has NaN in the matrix (null in JSON), is listed under ``undefined_layers`` and explained
+    in ``note``."""
+    dead = [[layer_lists[m][k] for k in cka.undefined(m)] for m in range(len(names))]
     out = []
     for i in range(len(names)):
         for j in range(i, len(names)):
             m = cka.block(i, j)
-            out.append({"a": names[i], "b": names[j], "matrix": np.round(m, 5).tolist(), "batches": cka.batches})
+            e: dict[str, Any] = {"a": names[i], "b": names[j], "matrix": np.round(m, 5).tolist(), "batches": cka.batches}
+            und = {names[k]: dead[k] for k in dict.fromkeys((i, j)) if dead[k]}
+            if und:
+                e["undefined_layers"] = und
+                e["note"] = CKA_UNDEFINED_NOTE
+            out.append(e)
     return out
 
 

@@ -104,7 +104,10 @@ def weight_drift(model_a: nn.Module, model_b: nn.Module, a: str = "a", b: str = 
         B64 = B.to("cpu", torch.float64).reshape(B.shape[0], -1)
         diff2 = float((B64 - A64).pow(2).sum())
         norm2 = float(A64.pow(2).sum())
-        rel = (diff2 / norm2) ** 0.5 if norm2 > 0 else float("nan")
+        if not norm2 > 0:  # all-zero reference weights: a relative change is undefined (0/0 or x/0)
+            res.skipped_layers.append({"name": name, "reason": f"all weights are zero in {a} (relative change undefined)"})
+            continue
+        rel = (diff2 / norm2) ** 0.5
         cos = torch.nn.functional.cosine_similarity(A64, B64, dim=1, eps=1e-12)
         g = layer_group(name)
         res.layers.append(LayerDrift(name, g, rel, float(cos.mean()), A.numel()))

@@ -14,24 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from cnnviz.errors import LayerError
-from cnnviz.layers import layer_names
-from cnnviz.probe import LayerProbe
+from cnnviz.probe import forward_shapes  # noqa: F401  (the trace lives in probe; imported here by compare.core)
 
 #: modules that rewrite their input elementwise: the unit before them is an intermediate value
 _FOLLOWERS = (nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.LeakyReLU,
               nn.ELU, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Dropout, nn.Dropout2d, nn.Identity, nn.GroupNorm, nn.LayerNorm)
-
-
-def forward_shapes(model: nn.Module, input_size: Sequence[int]) -> tuple[list[str], dict[str, tuple[int, ...]]]:
-    """Every module's output shape for one zero input ``(1, *input_size)``: ``(forward order, shapes)``."""
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    with LayerProbe(model, layer_names(model), keep=False) as probe:
-        probe.run(torch.zeros(1, *input_size, device=device))
-        return list(probe.order), dict(probe.shapes)
 
 
 def _units(model: nn.Module) -> list[tuple[str, nn.Module]]:

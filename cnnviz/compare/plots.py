@@ -215,15 +215,24 @@ def takeaways(comp: Any, tag: dict[str, str] | None = None) -> list[str]:
         return tag.get(n) or ("pretrained" if n.startswith("pretrained ") else _short(n, 22))
 
     cross = [e for e in comp.cka if e["a"] != e["b"]]
+    dead = {n: ls for e in comp.cka if e["a"] == e["b"] for n, ls in (e.get("undefined_layers") or {}).items() if ls}
+    for n, ls in dead.items():
+        out.append(f"CKA is undefined for {T(n)} at {len(ls)} layer(s) ({', '.join(ls[:3])}): constant features")
     if cross:
-        scored = [(float(np.nanmean(depth_profile(np.asarray(e["matrix"]))[1])), e) for e in cross]
-        hi, lo = max(scored, key=lambda t: t[0]), min(scored, key=lambda t: t[0])
-        out.append(f"Most similar features: {T(hi[1]['a'])} & {T(hi[1]['b'])} (CKA {hi[0]:.2f} along depth)")
-        if len(scored) > 1:
-            out.append(f"Least similar: {T(lo[1]['a'])} & {T(lo[1]['b'])} (CKA {lo[0]:.2f})")
-        last = [(float(np.asarray(e["matrix"])[-1, -1]), e) for e in cross]
-        v, e = min(last, key=lambda t: t[0])
-        out.append(f"Pre-logits CKA is lowest for {T(e['a'])} & {T(e['b'])}: {v:.2f}")
+        def profile_mean(e: dict) -> float:
+            v = depth_profile(np.asarray(e["matrix"], dtype=np.float64))[1]
+            return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
+
+        scored = [(v, e) for v, e in ((profile_mean(e), e) for e in cross) if np.isfinite(v)]
+        if scored:
+            hi, lo = max(scored, key=lambda t: t[0]), min(scored, key=lambda t: t[0])
+            out.append(f"Most similar features: {T(hi[1]['a'])} & {T(hi[1]['b'])} (CKA {hi[0]:.2f} along depth)")
+            if len(scored) > 1:
+                out.append(f"Least similar: {T(lo[1]['a'])} & {T(lo[1]['b'])} (CKA {lo[0]:.2f})")
+        last = [(v, e) for v, e in ((float(np.asarray(e["matrix"], dtype=np.float64)[-1, -1]), e) for e in cross) if np.isfinite(v)]
+        if last:
+            v, e = min(last, key=lambda t: t[0])
+            out.append(f"Pre-logits CKA is lowest for {T(e['a'])} & {T(e['b'])}: {v:.2f}")
     drifts = [r for r in comp.filter_drift["origin"] + comp.filter_drift["pairs"] if r["status"] == "ok" and r["groups"]]
     for r in drifts[:3]:
         g = max(r["groups"], key=lambda d: d["rel_change"])
@@ -279,8 +288,12 @@ def summary_figure(comp: Any) -> Any:
     # (2) CKA along depth
     ax = fig.add_subplot(2, 3, 2)
     for k, e in enumerate([e for e in comp.cka if e["a"] != e["b"]]):
-        d, v = depth_profile(np.asarray(e["matrix"]))
+        d, v = depth_profile(np.asarray(e["matrix"], dtype=np.float64))  # NaN (undefined) points are gaps
         ax.plot(d, v, "o-", color=_COLORS[k % len(_COLORS)], label=f"{tag[e['a']]} vs {tag[e['b']]}")
+        if not np.isfinite(v).any():
+            ax.text(0.5, 0.5 - 0.08 * k, f"{tag[e['a']]} vs {tag[e['b']]}: undefined (constant features)",
+                    ha="center", fontsize=8, transform=ax.transAxes)
+    ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("relative depth (input → pre-logits)")
     ax.set_ylabel("linear CKA")

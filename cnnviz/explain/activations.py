@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cnnviz.errors import LayerError
-from cnnviz.probe import LayerProbe
+from cnnviz.probe import LayerProbe, output_layout
 
 
 @dataclass
@@ -22,16 +22,24 @@ class ActivationMaps:
     means: list[float]  # mean activation of each map (the ranking key)
     shape: tuple[int, ...]  # full layer output shape without batch, (C, h, w)
 
+    def picture(self, img: np.ndarray, shared_scale: bool = False, tile_px: int = 96) -> np.ndarray:
+        """The input image beside the maps (``render_activations``): one ``(H, W, 3) uint8`` picture."""
+        return render_activations(img, self, shared_scale=shared_scale, tile_px=tile_px)
+
 
 def activation_maps(model: nn.Module, x: torch.Tensor, layer: str, top: int = 16) -> ActivationMaps:
     """Run ``x`` (``(1, C, H, W)``) to ``layer`` and keep its ``top`` channels by mean activation.
 
     Layers with token outputs ``(1, N, D)`` (ViTs) are reshaped to a square grid when N or N-1 is
-    a square (a class token is dropped); other non-spatial outputs are a ``LayerError``.
+    a square (a class token is dropped); channels-last maps ``(1, h, w, C)`` (timm's Swin) are
+    transposed to ``(C, h, w)``; other non-spatial outputs are a ``LayerError``.
     """
     with LayerProbe(model, [layer], stop_after=True) as probe:
         probe.run(x)
-        a = probe.activations[layer][0].float()
+        out = probe.activations[layer]
+        if output_layout(out.shape, x.shape[-2:], probe.modules[layer]) == "NHWC":
+            out = out.permute(0, 3, 1, 2)
+        a = out[0].float()
     if a.dim() == 2:  # tokens (N, D) -> (D, s, s)
         n = a.shape[0]
         s = int(round(n**0.5))

@@ -6,8 +6,8 @@ them out-of-place and of a type they know. timm's EfficientNet-Lite uses ``ReLU6
 which captum silently treats as a plain gradient. The working copy (made once per ``Attributor``)
 is in eval mode with frozen parameters, every ``inplace`` flag off, and each ``ReLU6`` rewritten as
 ``relu(x) - relu(x - 6)`` -- the same function, built from two ``nn.ReLU`` that captum's rules
-handle exactly. The caller's model is never touched; captum's hooks die with the copy and are
-also checked to be gone after each call (``hook_count``).
+handle exactly. The caller's model is never touched; each captum call runs inside
+``cnnviz.probe.frozen`` on the copy, so a hook captum leaves behind (on an error) is removed.
 
 Memory: integrated gradients runs its ``n_steps`` in chunks of ``internal_batch_size``, SmoothGrad
 its samples in chunks, occlusion ``perturbations_per_eval`` windows at a time, so a laptop never
@@ -26,39 +26,26 @@ import copy
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from cnnviz.errors import CnnvizError, suggestion
+from cnnviz.explain.methods import get_method, method_names
+from cnnviz.explain.result import Explanation, MethodError
 
 log = logging.getLogger(__name__)
 
-ATTRIBUTION_METHODS = ("saliency", "integrated-gradients", "smoothgrad", "occlusion", "guided-backprop",
-                       "guided-gradcam", "deeplift")
+ATTRIBUTION_METHODS = tuple(method_names(["attribution"]))
 # how the signed (B, C, H, W) attribution becomes one (B, H, W) map
 _REDUCE = {"saliency": "absmax", "smoothgrad": "absmax", "guided-backprop": "absmax", "guided-gradcam": "absmax",
            "integrated-gradients": "positive", "deeplift": "positive", "occlusion": "positive"}
 
 
-class AttributionError(CnnvizError):
-    """An unknown attribution method or unusable option."""
-
-
-@dataclass
-class AttributionBatch:
-    """Attributions for inputs ``x`` of shape ``(B, C, H, W)``."""
-
-    maps: np.ndarray  # (B, H, W) float32 in [0, 1] (display / faithfulness map)
-    raw: np.ndarray  # (B, C, H, W) float32 signed attributions as captum returned them
-    targets: list[int]
-    probs: np.ndarray  # (B, num_classes) float32
-    method: str
-
-    def __len__(self) -> int:
-        return len(self.targets)
+#: an unknown attribution method or unusable option (the one method error class)
+AttributionError = MethodError
+#: the result of an ``Attributor`` call: the one result type (``maps``, ``raw``, ``targets``, ``probs``, ...)
+AttributionBatch = Explanation
 
 
 class _ReLU6Split(nn.Module):
@@ -127,23 +114,23 @@ class Attributor:
                  layer: str | None = None, n_steps: int = 32, internal_batch_size: int = 16,
                  nt_samples: int = 16, stdev: float = 0.15, window: int | None = None, stride: int | None = None,
                  perturbations_per_eval: int = 16, seed: int = 0) -> None:
-        if method not in ATTRIBUTION_METHODS:
-            raise AttributionError(f"unknown attribution method {method!r}.{suggestion(method, ATTRIBUTION_METHODS)} "
-                                   f"Methods: {', '.join(ATTRIBUTION_METHODS)}.")
+        get_method(method, ["attribution"])
         self.method = method
         self.info = info
         self.model = working_copy(model)
         self.n_steps, self.internal_batch_size = n_steps, internal_batch_size
         self.nt_samples, self.stdev, self.seed = nt_samples, stdev, seed
         self.window, self.stride, self.ppe = window, stride, perturbations_per_eval
-        self.layer = None
+        self.layer: str | None = None
+        self._layout: str | None = None
         if method == "guided-gradcam":
-            from cnnviz.explain.cam import default_cam_layer
+            from cnnviz.explain.cam import default_cam_layer, is_vit
+            from cnnviz.probe import check_spatial_layer
 
             self.layer = layer or default_cam_layer(model, info)
-            from cnnviz.layers import resolve_layer
-
-            resolve_layer(self.model, self.layer)
+            # one line for --layer classifier (captum would fail deep inside, or draw nonsense)
+            size = tuple(info.input_size) if info is not None else (3, 224, 224)
+            self._layout = check_spatial_layer(self.model, self.layer, size, tokens_ok=is_vit(model))
 
     def _baseline(self, x: torch.Tensor) -> torch.Tensor:
         """A black image in the model's normalized space (zeros when mean/std are unknown)."""
@@ -153,32 +140,23 @@ class Attributor:
         std = torch.tensor(self.info.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         return ((0 - mean) / std).expand_as(x).contiguous()
 
-    def __call__(self, x: torch.Tensor, targets: Sequence[int] | None = None) -> AttributionBatch:
+    def __call__(self, x: torch.Tensor, targets: Sequence[int] | None = None) -> Explanation:
         """Attributions of ``x`` ``(B, C, H, W)`` for ``targets`` (None: top-1 per image)."""
-        from cnnviz.explain.cam import _check_targets, hook_count
+        from cnnviz.explain.cam import _check_targets
+        from cnnviz.probe import frozen, model_device
 
-        dev = next((p.device for p in self.model.parameters()), torch.device("cpu"))
-        x = x.detach().to(dev).float()
+        x = x.detach().to(model_device(self.model)).float()
         with torch.no_grad():
             logits = self.model(x).float()
         t = _check_targets(targets, x.shape[0], logits.shape[1])
         t = logits.argmax(1).tolist() if t is None else t
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # captum warns on every call that it sets hooks
-                raw = self._attribute(x, t)
-        finally:
-            leaked = hook_count(self.model)
-            if leaked:  # captum removes its hooks in finally; make sure, and never carry them over
-                log.warning("captum left %d hooks on the working copy; removing them", leaked)
-                for mod in self.model.modules():
-                    mod._forward_hooks.clear()
-                    mod._forward_pre_hooks.clear()
-                    mod._backward_hooks.clear()
-                    getattr(mod, "_backward_pre_hooks", {}).clear()
+        with frozen(self.model), warnings.catch_warnings():  # frozen: no captum hook outlives the call
+            warnings.simplefilter("ignore")  # captum warns on every call that it sets hooks
+            raw = self._attribute(x, t)
         maps = reduce_attribution(raw, _REDUCE[self.method])
         probs = torch.softmax(logits, 1).cpu().numpy()
-        return AttributionBatch(maps, raw.detach().float().cpu().numpy(), list(t), probs, self.method)
+        return Explanation(maps=maps, targets=list(t), probs=probs, method=self.method, layer=self.layer,
+                           raw=raw.detach().float().cpu().numpy())
 
     def _attribute(self, x: torch.Tensor, t: list[int]) -> torch.Tensor:
         import captum.attr as ca
@@ -203,6 +181,8 @@ class Attributor:
             h, w = x.shape[-2:]
             win = self.window or max(2, min(h, w) // 8)
             stride = self.stride or max(1, win // 2)
+            if win > min(h, w) or stride > min(h, w):  # captum would allocate (windows x input) first: refuse
+                raise MethodError(f"occlusion window {win} / stride {stride} px do not fit the {h}x{w} input.")
             return ca.Occlusion(m).attribute(x, sliding_window_shapes=(x.shape[1], win, win), strides=(x.shape[1], stride, stride),
                                              baselines=self._baseline(x), target=t, perturbations_per_eval=self.ppe)
         if method == "guided-backprop":
@@ -211,18 +191,19 @@ class Attributor:
             from cnnviz.explain.cam import compute_cams, is_vit
             from cnnviz.layers import resolve_layer
 
-            if is_vit(m):  # captum's LayerGradCam cannot reshape tokens: guided backprop x cnnviz's Grad-CAM
+            if is_vit(m) or self._layout != "NCHW":  # captum's LayerGradCam reads (B, C, H, W) only: tokens and
+                # channels-last maps (Swin) get guided backprop x cnnviz's Grad-CAM, which reshapes them
                 cam = compute_cams(m, x, layer=self.layer, method="gradcam", targets=t)
                 guided = ca.GuidedBackprop(m).attribute(x, target=t)
                 return guided * torch.from_numpy(cam.maps).to(guided)[:, None]
             return ca.GuidedGradCam(m, resolve_layer(m, self.layer)).attribute(x, target=t, interpolate_mode="bilinear")
         if method == "deeplift":
             return ca.DeepLift(m).attribute(x, baselines=self._baseline(x), target=t)
-        raise AttributionError(f"unknown attribution method {method!r}")
+        raise MethodError(f"unknown attribution method {method!r}")
 
 
 def compute_attributions(model: nn.Module, x: torch.Tensor, *, method: str = "saliency",
                          targets: Sequence[int] | None = None, info: "ModelInfo | None" = None,  # noqa: F821
-                         **options: object) -> AttributionBatch:
+                         **options: object) -> Explanation:
     """One-shot ``Attributor(model, method, info=info, **options)(x, targets)``; see ``Attributor``."""
     return Attributor(model, method, info=info, **options)(x, targets)  # type: ignore[arg-type]

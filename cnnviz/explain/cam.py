@@ -6,10 +6,11 @@ re-rooted as an autograd leaf, so the backward pass runs from the logits down to
 and never touches parameter ``.grad`` -- one forward plus a short backward, the cost floor.
 The math is pytorch-grad-cam's (the field's library; ``tests/test_cam.py`` checks correlation
 >= 0.99 against it). The other methods (eigencam, scorecam, ablationcam, fullgrad, ...) call
-pytorch-grad-cam itself inside ``_library_guard``, which fixes its rough edges: hooks are always
-released (also on error), parameters stay frozen (no ``.grad`` filled), the model's training flags
-are restored, exceptions are not swallowed (its ``with`` block eats ``IndexError``) and its
-``print`` warnings go to ``logging`` instead of stdout (which carries ``--json``).
+pytorch-grad-cam itself inside ``cnnviz.probe.frozen``, which fixes its rough edges: hooks are
+always released (also on error), parameters stay frozen (no ``.grad`` filled), the model's
+training flags are restored, exceptions are not swallowed (its ``with`` block eats
+``IndexError``) and its ``print`` warnings go to ``logging`` instead of stdout (which carries
+``--json``).
 
 Example::
 
@@ -24,21 +25,23 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from cnnviz.errors import CnnvizError, LayerError, TargetError, suggestion
-from cnnviz.probe import LayerProbe
+from cnnviz.errors import LayerError, TargetError
+from cnnviz.explain.methods import CAM_KINDS, get_method, method_names
+from cnnviz.explain.result import Explanation, MethodError  # noqa: F401  (MethodError: re-exported)
+from cnnviz.probe import LayerProbe, frozen, hook_count, model_device, output_layout, to_nchw  # noqa: F401  (hook_count: re-exported)
 
 log = logging.getLogger(__name__)
 
-#: computed natively (LayerProbe, backward stops at the layer)
-GRADIENT_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "gradcam-elementwise")
-#: computed by pytorch-grad-cam inside a guard (name -> class name in pytorch_grad_cam)
+#: computed natively (LayerProbe, backward stops at the layer) -- see cnnviz.explain.methods
+GRADIENT_METHODS = tuple(method_names(["cam"]))
+#: computed by pytorch-grad-cam inside cnnviz.probe.frozen (name -> class name in pytorch_grad_cam)
 LIBRARY_METHODS = {
     "eigencam": "EigenCAM",
     "eigengradcam": "EigenGradCAM",
@@ -47,26 +50,12 @@ LIBRARY_METHODS = {
     "fullgrad": "FullGrad",
     "kpcacam": "KPCA_CAM",
 }
-METHODS = GRADIENT_METHODS + tuple(LIBRARY_METHODS)
+METHODS = tuple(method_names(CAM_KINDS))
 _LIBRARY_USES_GRADIENTS = {"eigengradcam", "fullgrad"}
 
-
-class MethodError(CnnvizError):
-    """An unknown explanation method name."""
-
-
-@dataclass
-class CamBatch:
-    """CAMs for a batch of inputs ``x`` of shape ``(B, C, H, W)``."""
-
-    maps: np.ndarray  # (B, H, W) float32 in [0, 1], at x's H, W
-    targets: list[int]  # the class explained for each image
-    probs: np.ndarray  # (B, num_classes) float32 softmax of the logits
-    layer: str
-    method: str
-
-    def __len__(self) -> int:
-        return len(self.targets)
+#: the result of ``compute_cams``: the one result type of every explainer
+CamBatch = Explanation
+_DEFAULT_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(input size, modules): layer}
 
 
 # -- layers and reshapes -------------------------------------------------------------------------
@@ -80,16 +69,24 @@ def default_cam_layer(model: nn.Module, info: "ModelInfo | None" = None) -> str:
 
     CNNs (timm, torchvision, simplecnn): the last module whose output is a ``(B, C, h, w)`` map with
     h*w > 1 (``bn2`` for EfficientNet-Lite, ``layer4`` for ResNet, ``features`` for simplecnn).
+    Channels-last models (timm's Swin): the last ``(B, h, w, C)`` map (``norm``).
     ViT/DeiT: the last block's first norm (``blocks.11.norm1``), whose tokens are reshaped to a grid.
     """
     if is_vit(model):
         return f"blocks.{len(model.blocks) - 1}.norm1"
-    from cnnviz.layers import spatial_layers
+    from cnnviz.probe import spatial_layers
 
     size = tuple(info.input_size) if info is not None else (3, 224, 224)
-    found = spatial_layers(model, size)
+    # one traced forward per model and size (a notebook calls explain() again and again); the key
+    # includes the module count, so a model whose layers were swapped is traced afresh
+    key = (size, sum(1 for _ in model.modules()))
+    cached = _DEFAULT_LAYERS.get(model, {})
+    if key in cached:
+        return cached[key]
+    found = spatial_layers(model, size, layouts=("NCHW", "NHWC"))
     if not found:
         raise LayerError(f"{type(model).__name__} has no layer with a spatial (B, C, H, W) output: pass --layer.")
+    _DEFAULT_LAYERS.setdefault(model, {})[key] = found[-1]
     return found[-1]
 
 
@@ -109,6 +106,35 @@ def token_reshape(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | 
         return t[:, prefix:, :].reshape(t.shape[0], s, s, t.shape[2]).permute(0, 3, 1, 2)
 
     return reshape
+
+
+def layer_reshape(model: nn.Module, layer: str, input_hw: Sequence[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``layer``'s output (or its gradient) -> ``(B, C, h, w)``.
+
+    ViT tokens become a grid (``token_reshape``); channels-last maps ``(B, h, w, C)`` (timm's Swin)
+    are permuted, told apart from conv maps by ``cnnviz.probe.output_layout``. Also pytorch-grad-cam's
+    ``reshape_transform``, so its CAMs work on the same layers.
+    """
+    tokens = token_reshape(model)
+    module = model.get_submodule(layer)
+    hw = (int(input_hw[0]), int(input_hw[1]))
+
+    def reshape(t: torch.Tensor) -> torch.Tensor:
+        if tokens is not None and t.dim() == 3:
+            return tokens(t)
+        if t.dim() == 4:
+            return to_nchw(t, output_layout(t.shape, hw, module))
+        return t
+
+    return reshape
+
+
+def _layout(model: nn.Module, layer: str, x: torch.Tensor) -> str | None:
+    """``output_layout`` of ``layer`` for input ``x`` (one traced zero image of x's size)."""
+    from cnnviz.probe import trace_shapes
+
+    t = trace_shapes(model, tuple(x.shape[1:]), [layer])
+    return t.layout(layer, model)
 
 
 def _as_maps(t: torch.Tensor, layer: str, reshape: Callable | None) -> torch.Tensor:
@@ -174,10 +200,6 @@ def _check_targets(targets: Sequence[int] | None, b: int, num_classes: int) -> l
     return t
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
-
-
 def compute_cams(
     model: nn.Module,
     x: torch.Tensor,
@@ -186,27 +208,28 @@ def compute_cams(
     method: str = "gradcam",
     targets: Sequence[int] | None = None,
     info: "ModelInfo | None" = None,  # noqa: F821
-) -> CamBatch:
+    batch_size: int = 32,
+) -> Explanation:
     """CAMs of ``x`` ``(B, C, H, W)`` for ``targets`` (None: each image's top-1 class).
 
-    ``layer`` defaults to ``default_cam_layer``. Returns maps ``(B, H, W)`` in [0, 1] at x's size.
-    The model is left as found (hooks removed, training flags and ``requires_grad`` restored,
-    no parameter ``.grad`` written).
+    ``layer`` defaults to ``default_cam_layer``. Returns an ``Explanation`` with maps ``(B, H, W)``
+    in [0, 1] at x's size. ``batch_size``: masks per forward for scorecam / ablationcam. The model
+    is left as found (hooks removed, training flags and ``requires_grad`` restored, no parameter
+    ``.grad`` written). ``cnnviz.explain.methods.Explainer`` is the general entry point.
     """
-    if method not in METHODS:
-        raise MethodError(f"unknown CAM method {method!r}.{suggestion(method, METHODS)} Methods: {', '.join(METHODS)}.")
+    get_method(method, CAM_KINDS)
     if x.dim() != 4:
         raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
     layer = layer or default_cam_layer(model, info)
-    x = x.to(_device_of(model))
+    x = x.to(model_device(model))
     if method in GRADIENT_METHODS:
         return _gradient_cams(model, x, layer, method, targets)
-    return _library_cams(model, x, layer, method, targets)
+    return _library_cams(model, x, layer, method, targets, batch_size)
 
 
-def _gradient_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, targets: Sequence[int] | None) -> CamBatch:
-    reshape = token_reshape(model)
+def _gradient_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, targets: Sequence[int] | None) -> Explanation:
     with LayerProbe(model, [layer], grad=True) as probe:
+        reshape = layer_reshape(model, layer, x.shape[-2:])
         logits = probe.run(x)
         if layer not in probe.activations:
             raise LayerError(f"layer {layer!r} did not run in the forward pass; pick another (see `cnnviz layers`).")
@@ -222,34 +245,24 @@ def _gradient_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, t
             maps = normalize_maps(cam_from_gradients(a, g, method), tuple(x.shape[-2:]))
             probs = torch.softmax(logits.detach().float(), 1).cpu().numpy()
         probe.clear()
-    return CamBatch(maps, list(t), probs, layer, method)
+    return Explanation(maps=maps, targets=list(t), probs=probs, method=method, layer=layer)
 
 
 # -- pytorch-grad-cam, with its rough edges filed off -------------------------------------------
 @contextlib.contextmanager
-def _library_guard(model: nn.Module) -> Iterator[None]:
-    """Eval mode and frozen params inside; ``.grad``, ``requires_grad`` and training flags restored; the library's prints logged."""
-    saved_training = {m: m.training for m in model.modules()}
-    saved = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+def _quiet() -> Iterator[None]:
+    """pytorch-grad-cam's prints (stdout, which carries --json) and tqdm bars (stderr) go to the log."""
     out = io.StringIO()
     try:
-        model.eval()  # BN/dropout deterministic, running statistics untouched
-        for p in model.parameters():
-            p.requires_grad_(False)
-        # its prints (stdout, which carries --json) and tqdm bars (stderr) go to the log instead
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             yield
     finally:
-        for p, flag, grad in saved:
-            p.requires_grad_(flag)
-            p.grad = grad
-        for m, flag in saved_training.items():
-            m.training = flag
         if out.getvalue().strip():
             log.debug("pytorch-grad-cam said: %s", out.getvalue().strip())
 
 
-def _library_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, targets: Sequence[int] | None) -> CamBatch:
+def _library_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, targets: Sequence[int] | None,
+                  batch_size: int = 32) -> Explanation:
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -257,22 +270,23 @@ def _library_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, ta
 
     module = resolve_layer(model, layer)
     vit = is_vit(model)
-    reshape = token_reshape(model)
+    reshape = layer_reshape(model, layer, x.shape[-2:])
     cls = getattr(pytorch_grad_cam, LIBRARY_METHODS[method])
-    with _library_guard(model):
+    with frozen(model), _quiet():
         with torch.no_grad():
             logits = model(x).float()
         t = _check_targets(targets, x.shape[0], logits.shape[1])
         t = logits.argmax(1).tolist() if t is None else t
         kwargs: dict = {}
-        if method == "ablationcam" and vit:
+        if method == "ablationcam" and (vit or _layout(model, layer, x) != "NCHW"):
+            # ablates along the last axis: the channels of ViT tokens and of channels-last maps (Swin)
             kwargs["ablation_layer"] = pytorch_grad_cam.AblationLayerVit()
         # FullGrad hooks every conv/BN bias layer (4-D maps), never the token layer
         rt = None if method == "fullgrad" else reshape
         cam = cls(model=model, target_layers=[module], reshape_transform=rt, **kwargs)
         try:
-            if method == "scorecam":
-                cam.batch_size = 32
+            if method in ("scorecam", "ablationcam"):
+                cam.batch_size = int(batch_size)
             inp = x.detach().clone()
             if method in _LIBRARY_USES_GRADIENTS:
                 inp.requires_grad_(True)  # params are frozen: the graph must start at the input
@@ -281,13 +295,5 @@ def _library_cams(model: nn.Module, x: torch.Tensor, layer: str, method: str, ta
             cam.activations_and_grads.release()  # its __exit__ would also swallow IndexError; we never use it
         probs = torch.softmax(logits, 1).cpu().numpy()
     maps = np.clip(np.nan_to_num(np.asarray(maps, dtype=np.float32)), 0, 1)
-    return CamBatch(maps, list(t), probs, layer, method)
+    return Explanation(maps=maps, targets=list(t), probs=probs, method=method, layer=layer)
 
-
-def hook_count(model: nn.Module) -> int:
-    """Forward/backward hooks currently registered on any module of ``model`` (0 when nothing leaked)."""
-    n = 0
-    for m in model.modules():
-        n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-        n += len(getattr(m, "_backward_pre_hooks", {}))
-    return n

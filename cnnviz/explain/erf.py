@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnviz.errors import LayerError
 from cnnviz.explain.receptive import ReceptiveField, receptive_field
-from cnnviz.probe import LayerProbe
+from cnnviz.probe import LayerProbe, model_device
 
 
 @dataclass
@@ -77,7 +77,13 @@ def effective_receptive_field(
     Returns:
         ``ERF`` with ``heat (H, W)`` normalized to sum 1 and the 50% / 90% radii.
     """
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    from cnnviz import limits
+
+    n = limits.check_int("effective_receptive_field(n=...) / --num", n, limits.DRAWS)
+    batch_size = limits.check_int("effective_receptive_field(batch_size=...)", batch_size, limits.BATCH_SIZE)
+    if channel is not None:
+        channel = limits.check_int("--channel", channel, (0, 1 << 20))
+    device = model_device(model)
     c, h, w = info.input_size
     if images is None:
         gen = torch.Generator().manual_seed(int(seed))
@@ -94,6 +100,8 @@ def effective_receptive_field(
             a = probe.activations[layer]
             if a.dim() != 4 or a.shape[2] * a.shape[3] < 1:
                 raise LayerError(f"layer {layer!r} outputs shape {tuple(a.shape[1:])}, not a spatial map (C, h, w).")
+            if channel is not None and channel >= a.shape[1]:
+                raise LayerError(f"--channel {channel} is out of range: {layer!r} has {a.shape[1]} channels (0-{a.shape[1] - 1}).")
             unit = ((a.shape[2] - 1) // 2, (a.shape[3] - 1) // 2)
             sel = a[:, :, unit[0], unit[1]] if channel is None else a[:, channel, unit[0], unit[1]]
             (g,) = torch.autograd.grad(sel.sum(), x)

@@ -27,7 +27,7 @@ from torch import nn
 from cnnviz.errors import CnnvizError, LayerError, TargetError
 from cnnviz.explain.cam import cam_from_gradients
 from cnnviz.explain.receptive import ReceptiveField, receptive_fields
-from cnnviz.probe import LayerProbe
+from cnnviz.probe import LayerProbe, model_device
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,17 @@ def top_examples(
         raise TargetError("give either a class or a layer and a channel.")
     if channel is not None and layer is None:
         raise LayerError("a channel needs --layer.")
-    if k < 1:
-        raise CnnvizError("--top must be at least 1.")
+    from cnnviz import limits
+
+    k = limits.check_int("--top / top_examples(k=...)", k, limits.TOP_K)
+    batch_size = limits.check_int("--batch-size", batch_size, limits.BATCH_SIZE)
+    if limit is not None:
+        limit = limits.check_int("--limit", limit, limits.IMAGE_COUNT)
+    if channel is not None:
+        channel = limits.check_int("--channel", channel, (0, 1 << 20))
+    if target_class is not None:
+        target_class = limits.check_int("target_class", target_class, (0, info.num_classes - 1),
+                                        hint=f"The model has {info.num_classes} classes.")
     cam_layer = layer
     if layer is None:
         fields = _spatial_fields(model, info.input_size)
@@ -129,7 +138,7 @@ def top_examples(
     else:
         rf = next(iter(receptive_fields(model, info.input_size, [layer], ignore_gates=True)))
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     hw = tuple(info.input_size[1:])
     heap: list[tuple[float, int, Example]] = []  # min-heap on (score, -index): ties keep the earlier image
     seen = 0

@@ -9,22 +9,24 @@
   ``ROADCombined`` = (LeRF - MoRF) / 2 of the class probability, higher is better.
 
 All curves are computed in batches of perturbed images (``batch_size`` per forward) so memory
-stays flat. ``evaluate_methods`` runs several CAM/attribution methods on the same images and
-returns rows ready for a table; ``rank_methods`` orders them by mean rank over the three metrics.
+stays flat. ``evaluate_methods`` runs several registered methods (``cnnviz.explain.methods``)
+on the same images and returns rows ready for a table; ``rank_methods`` orders them by mean rank
+over the three metrics.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from cnnviz.errors import CnnvizError, suggestion
+from cnnviz.errors import CnnvizError
+from cnnviz.probe import frozen, model_device
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +57,6 @@ class MethodScores:
         s = self.scores
         return {"method": self.method, "deletion_auc": float(np.mean(s.deletion_auc)), "insertion_auc": float(np.mean(s.insertion_auc)),
                 "road": None if s.road is None else float(np.mean(s.road)), "seconds": round(self.seconds, 3)}
-
-
-@contextlib.contextmanager
-def _frozen_eval(model: nn.Module) -> Iterator[None]:
-    """Eval mode and frozen params inside; training flags and ``requires_grad`` restored after."""
-    training = {m: m.training for m in model.modules()}
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, f in flags:
-            p.requires_grad_(f)
-        for m, f in training.items():
-            m.training = f
 
 
 def _black(x: torch.Tensor, info: "ModelInfo | None") -> torch.Tensor:  # noqa: F821
@@ -114,10 +99,12 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, maps: np.ndarray, targ
     if tuple(m.shape) != (b, h, w):
         raise CnnvizError(f"maps must be (B, H, W) = {(b, h, w)} to match x; got {tuple(m.shape)}")
     patch = max(1, min(h, w) // 14) if patch is None else max(1, int(patch))
+    if patch > min(h, w):
+        raise CnnvizError(f"patch {patch} is larger than the input side {min(h, w)} px: use at most {min(h, w)}.")
     if patch > 1:  # block means, broadcast back to pixels; a tiny position term keeps blocks whole on ties
         pooled = torch.nn.functional.avg_pool2d(m[:, None], patch, ceil_mode=True)
         m = torch.nn.functional.interpolate(pooled, scale_factor=patch, mode="nearest")[:, 0, :h, :w]
-    dev = next((p.device for p in model.parameters()), x.device)
+    dev = model_device(model)
     x = x.detach().to(dev).float()
     black, blurred = _black(x, info), _blur(x)
     n = h * w
@@ -129,7 +116,7 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, maps: np.ndarray, targ
     cuts = [round(k * n / steps) for k in range(steps + 1)]
     del_curve = np.zeros((b, steps + 1), np.float32)
     ins_curve = np.zeros((b, steps + 1), np.float32)
-    with _frozen_eval(model), torch.no_grad():
+    with frozen(model), torch.no_grad():
         for i in range(b):
             jobs = [(kind, k) for kind in ("del", "ins") for k in range(steps + 1)]
             for j0 in range(0, len(jobs), batch_size):
@@ -186,13 +173,13 @@ def road(model: nn.Module, x: torch.Tensor, maps: np.ndarray, targets: Sequence[
     from pytorch_grad_cam.metrics.perturbation_confidence import PerturbationConfidenceMetric, RemoveLeastRelevantFirst, RemoveMostRelevantFirst
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
-    dev = next((p.device for p in model.parameters()), x.device)
+    dev = model_device(model)
     x = x.detach().to(dev).float()
     cams = np.asarray(maps, np.float32)
     tg = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets]
     imputer = _CoarseImputer(scale=scale, generator=torch.Generator().manual_seed(seed))
     total = np.zeros(x.shape[0], np.float32)
-    with _frozen_eval(model), torch.no_grad():
+    with frozen(model), torch.no_grad():
         for p in percentiles:
             lerf = PerturbationConfidenceMetric(RemoveLeastRelevantFirst(p, imputer))(x, cams, tg, model)
             morf = PerturbationConfidenceMetric(RemoveMostRelevantFirst(p, imputer))(x, cams, tg, model)
@@ -200,50 +187,33 @@ def road(model: nn.Module, x: torch.Tensor, maps: np.ndarray, targets: Sequence[
     return total / len(percentiles)
 
 
-def explain(model: nn.Module, x: torch.Tensor, method: str, *, targets: Sequence[int] | None = None,
-            info: "ModelInfo | None" = None, layer: str | None = None) -> tuple[np.ndarray, list[int]]:  # noqa: F821
-    """Maps ``(B, H, W)`` in [0, 1] from any CAM or attribution method name, and the targets used."""
-    from cnnviz.explain.attribute import ATTRIBUTION_METHODS, compute_attributions
-    from cnnviz.explain.cam import METHODS, compute_cams
-
-    if method in METHODS:
-        r = compute_cams(model, x, layer=layer, method=method, targets=targets, info=info)
-        return r.maps, r.targets
-    if method in ATTRIBUTION_METHODS:
-        kw = {"layer": layer} if method == "guided-gradcam" else {}
-        r = compute_attributions(model, x, method=method, targets=targets, info=info, **kw)
-        return r.maps, r.targets
-    if method == "random":  # the reference any method should beat: a seeded uniform random map
-        b, _, h, w = x.shape
-        if targets is None:
-            with _frozen_eval(model), torch.no_grad():
-                targets = model(x).argmax(1).tolist()
-        g = np.random.default_rng(0)
-        return g.random((b, h, w), dtype=np.float32), [int(t) for t in targets]
-    allm = (*METHODS, *ATTRIBUTION_METHODS, "random")
-    raise CnnvizError(f"unknown method {method!r}.{suggestion(method, allm)} Methods: {', '.join(allm)}.")
-
-
-def evaluate_methods(model: nn.Module, x: torch.Tensor, methods: Sequence[str], *, targets: Sequence[int] | None = None,
+def evaluate_methods(model: nn.Module, x: torch.Tensor, methods: Sequence[Any], *, targets: Sequence[int] | None = None,
                      info: "ModelInfo | None" = None, layer: str | None = None, steps: int = 24,  # noqa: F821
                      with_road: bool = True, road_percentiles: Sequence[int] = (20, 40, 60, 80), batch_size: int = 16,
                      patch: int | None = None) -> list[MethodScores]:
-    """Explain ``x`` ``(B, C, H, W)`` with each method and score every map; one ``MethodScores`` per method."""
+    """Explain ``x`` ``(B, C, H, W)`` with each method and score every map; one ``MethodScores`` per method.
+
+    ``methods``: registry names (``cnnviz.explain.methods``), or ready ``Explainer`` objects (reuse
+    them across calls: an attribution explainer holds a copy of the model). ``layer`` is used by
+    the methods that take one. Every method explains the same ``targets`` (default: top-1).
+    """
     import time
 
+    from cnnviz.explain.methods import Explainer
+
     if targets is None:
-        with _frozen_eval(model), torch.no_grad():
-            dev = next((p.device for p in model.parameters()), x.device)
-            targets = model(x.to(dev)).argmax(1).tolist()
+        with frozen(model), torch.no_grad():
+            targets = model(x.to(model_device(model))).argmax(1).tolist()
     out = []
-    for method in methods:
+    for m in methods:
+        ex = m if isinstance(m, Explainer) else Explainer(model, m, info=info, layer=layer, size=tuple(x.shape[-2:]))
         t0 = time.perf_counter()
-        maps, t = explain(model, x, method, targets=targets, info=info, layer=layer)
+        e = ex(x, target=list(targets))
         secs = time.perf_counter() - t0
-        f = deletion_insertion(model, x, maps, t, info=info, steps=steps, batch_size=batch_size, patch=patch)
+        f = deletion_insertion(model, x, e.maps, e.targets, info=info, steps=steps, batch_size=batch_size, patch=patch)
         if with_road:
-            f.road = road(model, x, maps, t, road_percentiles)
-        out.append(MethodScores(method, maps, f, list(t), secs))
+            f.road = road(model, x, e.maps, e.targets, road_percentiles)
+        out.append(MethodScores(ex.method, e.maps, f, list(e.targets), secs))
     return out
 
 

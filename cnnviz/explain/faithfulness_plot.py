@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +18,11 @@ def markdown_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def faithfulness_figure(img: np.ndarray, results: Sequence, class_name: str, path: str | os.PathLike[str]) -> Path:
+def faithfulness_figure(img: np.ndarray, results: Sequence, class_name: str) -> Any:
     """One image: the photo and each method's overlay (titled with its scores), then the
-    deletion and insertion curves of all methods. ``results``: ``MethodScores`` for one image."""
-    from cnnviz.explain.stream import fast_overlay
-    from cnnviz.render import new_figure, save_figure
+    deletion and insertion curves of all methods, as a matplotlib figure (save it with
+    ``cnnviz.render.save_figure``). ``results``: ``MethodScores`` for one image."""
+    from cnnviz.render import new_figure, overlay
 
     n = len(results)
     cols = n + 1
@@ -36,7 +35,7 @@ def faithfulness_figure(img: np.ndarray, results: Sequence, class_name: str, pat
     ax.set_axis_off()
     for k, r in enumerate(results):
         ax = fig.add_subplot(gs[0, k + 1])
-        ax.imshow(fast_overlay(img, r.maps[0]))
+        ax.imshow(overlay(img, r.maps[0]))
         s = r.scores
         road = "" if s.road is None else f"\nROAD {float(s.road[0]):.3f}"
         ax.set_title(f"{r.method}\ndel {float(s.deletion_auc[0]):.3f} ins {float(s.insertion_auc[0]):.3f}{road}", fontsize=7)
@@ -54,4 +53,4 @@ def faithfulness_figure(img: np.ndarray, results: Sequence, class_name: str, pat
         ax.set_ylim(0, 1.02)
         if j == 1:
             ax.legend(fontsize=6, loc="lower right")
-    return save_figure(fig, path, dpi=90)
+    return fig

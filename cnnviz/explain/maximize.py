@@ -148,7 +148,7 @@ def maximize(
 
 def default_diversity_layer(model: nn.Module, info: "ModelInfo") -> str:  # noqa: F821
     """A spatial layer about two thirds of the way through: where diversity is judged by default."""
-    from cnnviz.layers import spatial_layers
+    from cnnviz.probe import spatial_layers
 
     names = spatial_layers(model, info.input_size)
     if not names:

@@ -309,10 +309,9 @@ def _trace(model: nn.Module, input_size: Sequence[int], names: list[str], meta: 
     """One traced forward of a zero image -> (tracer, activations by layer, layer order)."""
     from torch.func import functional_call
 
-    from cnnviz.probe import LayerProbe
+    from cnnviz.probe import LayerProbe, model_device, model_dtype
 
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    device, dtype = model_device(model), model_dtype(model)
     c, h, w = (int(v) for v in input_size)
     x = torch.zeros(1, c, h, w, device="meta" if meta else device, dtype=dtype)
     tracer = _Tracer(ignore_gates)
@@ -347,6 +346,12 @@ def receptive_fields(model: nn.Module, input_size: Sequence[int], layers: Sequen
     Returns:
         ``ReceptiveField`` per layer; ``rf`` is ``"global"`` where a unit sees the whole input.
     """
+    from cnnviz import limits
+
+    if not isinstance(input_size, Sequence) or isinstance(input_size, str) or len(input_size) != 3:
+        raise limits.OptionError(f"input_size must be (C, H, W), got {input_size!r}.")
+    input_size = (limits.check_int("input channels", input_size[0], limits.IN_CHANS),
+                  *(limits.check_int("input size", v, limits.IMAGE_SIDE) for v in input_size[1:]))
     names = list(layers) if layers else [n for n, _ in model.named_modules() if n]
     try:
         # Shapes are all we need: on the meta device the forward costs no arithmetic at all.

@@ -1,0 +1,34 @@
+"""Class-maximizing images: one optimized input per class (the first ``cfg.max_classes``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cnnviz.gallery.manifest import Item, Section
+from cnnviz.report.context import ModelJob
+
+DISPLAY_PX = 128
+
+
+def maximize(job: ModelJob) -> list[Section]:
+    from cnnviz.explain.maximize import maximize_classes
+
+    cfg, info = job.cfg, job.info
+    classes = list(range(min(info.num_classes, cfg.max_classes)))
+    params = {"classes": classes, "steps": cfg.maximize_steps, "size": cfg.maximize_size, "seed": cfg.seed}
+
+    def compute(tmp: Path) -> dict[str, Any]:
+        import numpy as np
+
+        from cnnviz.render import display_image, save_png
+
+        imgs = maximize_classes(job.model, info, classes, steps=cfg.maximize_steps, size=cfg.maximize_size, seed=cfg.seed)
+        for c, img in zip(classes, imgs):
+            save_png(display_image(np.asarray(img), DISPLAY_PX), tmp / f"class{c}.png")
+        return {"classes": classes}
+
+    d, meta = job.get("-", "maximize", params, compute)
+    items = [Item(src=job.rel(d / f"class{c}.png"), caption=info.class_names[c], cls=info.class_names[c]) for c in meta["classes"]]
+    return [Section(id="maximize", title="Class-maximizing images", pixelated=True, items=items,
+                    note=f"Inputs optimized to maximize each class logit ({cfg.maximize_steps} steps).")]
