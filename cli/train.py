@@ -128,7 +128,8 @@ def train(as_json: bool, no_progress: bool, timeline: bool, timeline_images: int
          f"{'' if m['world_size'] == 1 else ' on %d processes' % m['world_size']}")
     if m.get("skipped_images"):
         info(f"skipped {m['skipped_images']} unreadable images")
-    info(f"wrote {run_dir}/: ckpt.pt metrics.json confusion.png curves.png{' tb/' if (run_dir / 'tb').is_dir() else ''}")
+    info(f"wrote {run_dir}/: ckpt.pt metrics.json confusion.png curves.png{' tb/' if (run_dir / 'tb').is_dir() else ''}"
+         f"{' timeline.json timeline/' if timeline else ''}")
 
 
 @click.command()

@@ -45,9 +45,11 @@ def _stale(doc: dict[str, Any], info: Any) -> str | None:
     diff = [k for k in mine if k in cfg and cfg[k] != mine[k]]
     if diff:
         return f"it was recorded by a run with other options ({', '.join(diff[:3])})"
-    hist = (info.metrics or {}).get("history") or []
-    if doc.get("complete") and hist and hist[-1].get("epoch") != doc["epochs"][-1]:
-        return f"it ends at epoch {doc['epochs'][-1]}, the checkpoint at epoch {hist[-1].get('epoch')}"
+    metrics = info.metrics or {}
+    hist = metrics.get("history") or []
+    at = hist[-1].get("epoch") if hist and isinstance(hist[-1], dict) else metrics.get("epoch")
+    if isinstance(at, int) and at != doc["epochs"][-1]:
+        return f"it ends at epoch {doc['epochs'][-1]}, the checkpoint at epoch {at}"
     return None
 
 
