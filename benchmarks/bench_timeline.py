@@ -112,15 +112,28 @@ def study(args: argparse.Namespace) -> None:
         import numpy as np
 
         strips = []
-        for k in range(min(args.cams, len(docs[next(iter(docs))]["images"]))):
+        ims = docs[next(iter(docs))]["images"]
+        per_class = max(1, sum(im["class"] == ims[0]["class"] for im in ims))
+        for k in list(range(0, len(ims), per_class))[: args.cams]:  # one image of each of the first --cams classes
             for m, d in docs.items():
-                strips.append(image_strip(d, d["_dir"], k, px=72))
+                strips.append(image_strip(d, d["_dir"], k, px=72, title=f"{m}: {d['images'][k]['label']}"))
         w = max(s.shape[1] for s in strips)
         strips = [np.pad(s, ((0, 4), (0, w - s.shape[1]), (0, 0)), constant_values=255) for s in strips]
         save_png(np.concatenate(strips, 0), img / f"timeline-{tag}-cams.png")
+        for f in img.glob(f"timeline-{tag}-*.png"):
+            _palette(f)
         print(f"wrote {img}/timeline-{tag}-*.png (CAM rows alternate: {', '.join(docs)})")
     if args.clean:
         shutil.rmtree(root)
+
+
+def _palette(path: Path) -> None:
+    """Rewrite a docs figure as a 256-colour PNG (a fraction of the bytes; keeps the repository small)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        q = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    q.save(path, optimize=True)
 
 
 def main() -> None:

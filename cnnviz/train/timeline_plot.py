@@ -53,8 +53,10 @@ def plot_curves(doc: dict[str, Any], path: str | os.PathLike[str], title: str = 
     return save_figure(fig, path)
 
 
-def image_strip(doc: dict[str, Any], root: str | os.PathLike[str], k: int, px: int = 96) -> np.ndarray:
-    """Watched image ``k``: the image, then its CAM after each epoch, left to right, labelled -> ``(h, w, 3) uint8``."""
+def image_strip(doc: dict[str, Any], root: str | os.PathLike[str], k: int, px: int = 96, title: str | None = None) -> np.ndarray:
+    """Watched image ``k``: the image, then its CAM after each epoch, left to right, labelled -> ``(h, w, 3) uint8``.
+
+    ``title``: the first tile's label (default: the image's class)."""
     from cnnviz.images import load_image
     from cnnviz.render import display_image, label, tile
 
@@ -64,7 +66,7 @@ def image_strip(doc: dict[str, Any], root: str | os.PathLike[str], k: int, px: i
     tiles += [display_image(load_image(root / c), px) for c in im["cams"]]
     h, w = tiles[0].shape[:2]
     tiles = [t if t.shape[:2] == (h, w) else _fit(t, (h, w)) for t in tiles]
-    names = [im["label"]] + [f"ep {e}" for e in doc["epochs"]]
+    names = [title or im["label"]] + [f"ep {e}" for e in doc["epochs"]]
     return tile([label(t, n, scale=0.35) for t, n in zip(tiles, names)], ncols=len(tiles), pad=2)
 
 
