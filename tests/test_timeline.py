@@ -204,3 +204,14 @@ def test_timeline_refuses_absurd_settings():
         Timeline(cka_images=2)
     with pytest.raises(CnnvizError, match="unknown method|not one of"):
         Timeline(method="saliency")
+
+
+@needs_data
+def test_train_model_api_takes_timeline(tmp_path):
+    import cnnviz
+
+    t = cnnviz.train_model("fashion-mnist", "simplecnn:width=4,depth=2", "scratch", epochs=1, out=tmp_path / "api",
+                           timeline=Timeline(images_per_class=1, cka_images=40, batch_size=20), limit=40, eval_limit=40,
+                           batch_size=20, device="cpu", tensorboard=False)
+    d = _strict(t.run_dir / "timeline.json")
+    assert d["epochs"] == [0, 1] and d["complete"] and t.info.num_classes == 10
