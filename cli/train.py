@@ -97,8 +97,10 @@ def _is_main() -> bool:
 @device_option
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="RUN_DIR [runs/DATA-MODEL-MODE].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (same options).")
+@click.option("--timeline", is_flag=True, help="Record CKA to the initial/final model, weight drift and Grad-CAM at epoch 0 and after every epoch (RUN_DIR/timeline.json, timeline/).")
+@click.option("--timeline-images", type=click.IntRange(1, 32), default=2, show_default=True, metavar="N", help="--timeline: test images per class whose Grad-CAM is saved every epoch.")
 @json_option
-def train(as_json: bool, no_progress: bool, **kw: Any) -> None:
+def train(as_json: bool, no_progress: bool, timeline: bool, timeline_images: int, **kw: Any) -> None:
     """Train a classifier: from scratch, linear probe, fine-tune or LP-then-FT.
 
     \b
@@ -113,7 +115,9 @@ def train(as_json: bool, no_progress: bool, **kw: Any) -> None:
     cfg = _config(**kw)
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
     cfg.out = str(run_dir)
-    m = train_run(cfg, progress=not no_progress)
+    from cnnviz.train.timeline import Timeline
+
+    m = train_run(cfg, progress=not no_progress, on_epoch=Timeline(images_per_class=timeline_images) if timeline else None)
     if not _is_main():
         return
     if as_json:
@@ -124,7 +128,8 @@ def train(as_json: bool, no_progress: bool, **kw: Any) -> None:
          f"{'' if m['world_size'] == 1 else ' on %d processes' % m['world_size']}")
     if m.get("skipped_images"):
         info(f"skipped {m['skipped_images']} unreadable images")
-    info(f"wrote {run_dir}/: ckpt.pt metrics.json confusion.png curves.png{' tb/' if (run_dir / 'tb').is_dir() else ''}")
+    info(f"wrote {run_dir}/: ckpt.pt metrics.json confusion.png curves.png{' tb/' if (run_dir / 'tb').is_dir() else ''}"
+         f"{' timeline.json timeline/' if timeline else ''}")
 
 
 @click.command()

@@ -218,13 +218,14 @@ class Trained:
 
 
 def train_model(data: str = "fashion-mnist", model: str = "simplecnn", mode: str = "scratch", *, epochs: int = 1,
-                out: str | os.PathLike[str] | None = None, progress: bool = False, **config: Any) -> Trained:
+                out: str | os.PathLike[str] | None = None, progress: bool = False, timeline: Any = False, **config: Any) -> Trained:
     """Train ``model`` on ``data`` in ``mode`` (scratch, lp, ft, lpft) and load the result.
 
     ``config``: any other ``cnnviz.train.TrainConfig`` field (``limit``, ``eval_limit``, ``image_size``,
     ``lr``, ``batch_size``, ``seed``, ``device``...). ``out`` is the run folder (default
     ``runs/<model>-<mode>-<data>``); it gets ``ckpt.pt``, ``metrics.json`` and the plots, as
-    ``cnnviz train`` writes them.
+    ``cnnviz train`` writes them. ``timeline=True`` (or a ``cnnviz.train.timeline.Timeline``) also records
+    CKA to the initial/final model, weight drift and Grad-CAM per epoch: ``RUN_DIR/timeline.json``.
     """
     from cnnviz.models import load_model
     from cnnviz.train import TrainConfig, default_run_dir, train_run
@@ -232,7 +233,11 @@ def train_model(data: str = "fashion-mnist", model: str = "simplecnn", mode: str
     cfg = TrainConfig(data=data, model=model, mode=mode, epochs=epochs, out=None if out is None else str(out), **config)
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
     cfg.out = str(run_dir)
-    metrics = train_run(cfg, progress=progress)
+    if timeline is True:
+        from cnnviz.train.timeline import Timeline
+
+        timeline = Timeline()
+    metrics = train_run(cfg, progress=progress, on_epoch=timeline or None)
     m, info = load_model(str(run_dir / "ckpt.pt"))
     return Trained(m, info, metrics, run_dir)
 

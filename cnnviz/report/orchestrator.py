@@ -27,6 +27,7 @@ from cnnviz.report.config import ImageRef, ModelSource, ReportConfig
 from cnnviz.report.context import ModelJob
 from cnnviz.report.explainers import check_methods
 from cnnviz.report.sections import activations, card, comparison, examples, filters, maximize, per_image, receptive, sanity
+from cnnviz.report.sections import timeline
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class Report:
             for what, section in steps:
                 self.progress(f"{name}: {what}")
                 entry.sections.extend(_loudly(section, f"the {what} of model {name!r}"))
+            entry.sections.extend(_loudly(lambda: timeline.timeline(job, src), f"the timeline of model {name!r}"))
             for ii, im in enumerate(images):
                 self.progress(f"{name}: {im.name}")
                 where = f"model {name!r} on image {im.name!r}"
@@ -121,6 +123,8 @@ class Report:
                                   for ii, im in enumerate(images)]
         comp = comparison.comparison(models, entries, hashes, cfg=cfg, cache=cache, man_dir=man_dir, dataset=dataset,
                                      data_hash=data_hash, device=dev, progress=self.progress)
+        if comp is not None:
+            comp.sections.extend(timeline.side_by_side(models, entries, hashes, cache=cache, man_dir=man_dir))
         self.stats.seconds = time.perf_counter() - t0
         manifest = Manifest(title=title, generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), models=entries,
                             images=imgs, comparison=comp, notes=list(self.stats.notes))

@@ -263,8 +263,13 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{data}-{Path(arch).name}-{cfg.mode}"
 
 
-def train_run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+def train_run(cfg: TrainConfig, progress: bool = True, on_epoch: Any = None) -> dict[str, Any]:
     """Train per ``cfg``, write RUN_DIR (``cfg.out``), return the ``metrics.json`` dict.
+
+    ``on_epoch(epoch, run)`` (e.g. ``cnnviz.train.timeline.Timeline``), on rank 0 only: called once
+    before the first epoch this process trains (``epoch`` = epochs already done: 0, or where a resume
+    starts) and after every epoch's checkpoint; ``run`` is a dict (model, info, cfg, run_dir, test,
+    device, writer). It must leave the model, its train/eval flags and the RNG streams as it found them.
 
     Raises ``TrainError``/``DataError``/... (``CnnvizError``) for bad input, a diverged loss (the
     last good checkpoint stays in place) or a resume that does not match the run on disk.
@@ -276,7 +281,7 @@ def train_run(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     ctx = D.setup(resolve_device(cfg.device))
     try:
-        return _run(cfg, ctx, run_dir, progress)
+        return _run(cfg, ctx, run_dir, progress, on_epoch)
     finally:
         D.cleanup(ctx)
 
@@ -320,7 +325,7 @@ def _open_splits(cfg: TrainConfig) -> tuple[LabeledImages, LabeledImages]:
     return train_ds, eval_ds
 
 
-def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) -> dict[str, Any]:
+def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool, on_epoch: Any = None) -> dict[str, Any]:
     dev = ctx.device
     saved = _load_resume(run_dir, cfg) if cfg.resume else None
     train_ds, eval_ds = _open_splits(cfg)
@@ -373,6 +378,9 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
     wrote_ckpt = saved is not None  # whether this run has a checkpoint on disk
     # an earlier run's ckpt.pt (and metrics.json) stay until this run has finished
     staged = (run_dir / PARTIAL_CKPT).is_file() if saved is not None else (run_dir / "ckpt.pt").is_file()
+    hook = dict(model=model, info=info, cfg=cfg, run_dir=run_dir, test=eval_ds, device=dev, writer=writer)
+    if on_epoch is not None and ctx.is_main:
+        on_epoch(start_epoch, hook)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             e0 = time.perf_counter()
@@ -426,6 +434,9 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool) ->
                 }
                 _save(run_dir, model, info, last_ts, staged)
                 wrote_ckpt = True
+                if on_epoch is not None:
+                    hook["writer"] = writer  # TensorBoard starts after the first good epoch (epoch 0 is sent then)
+                    on_epoch(epoch + 1, hook)
             D.barrier(ctx)
             if cfg.stop_after is not None and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
                 return {"stopped_after": epoch + 1, "history": history}
