@@ -15,6 +15,7 @@ from typing import BinaryIO
 import numpy as np
 
 from cnnviz.errors import ImageError
+from cnnviz.transforms import to_rgb_uint8  # noqa: F401  (decoding uses it; one home: transforms)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 MAX_SIDE = 4096  # larger images are downsampled while decoding (JPEG draft) to bound memory
@@ -85,29 +86,6 @@ def _fit(hw: Sequence[int], max_side: int) -> tuple[int, int]:
     h, w = hw
     s = max_side / max(h, w)
     return max(1, round(h * s)), max(1, round(w * s))
-
-
-def to_rgb_uint8(im: "PIL.Image.Image") -> np.ndarray:  # noqa: F821
-    """A decoded PIL image of any mode -> ``(H, W, 3) uint8``: 16-bit/float scaled, transparency on white."""
-    from PIL import Image
-
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(im).astype(np.float64)
-        lo, hi = (0.0, 65535.0) if im.mode.startswith("I;16") else (float(a.min()), float(a.max()))
-        if im.mode == "I" and a.max() <= 65535 and a.min() >= 0:
-            lo, hi = 0.0, 65535.0 if a.max() > 255 else 255.0
-        a = np.clip((a - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(a[..., None], 3, axis=2)
-    if im.mode == "P":
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode in ("RGB", "L") and "transparency" in im.info):
-        im = im.convert("RGBA")
-        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(bg, im)
-    a = np.asarray(im.convert("RGB"))
-    if a.dtype != np.uint8:
-        a = a.astype(np.uint8)
-    return np.ascontiguousarray(a)
 
 
 def resize_image(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

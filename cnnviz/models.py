@@ -215,10 +215,15 @@ def build_model(
             raise ModelSpecError(f"input_size must be (H, W), got {input_size!r}.")
         input_size = tuple(limits.check_int("input size", v, limits.IMAGE_SIDE) for v in input_size)  # type: ignore[assignment]
     if arch_kwargs and "probe_layer" in arch_kwargs:  # `cnnviz train --probe-layer`: cut after that layer, new head
-        from cnnviz.train.truncate import build_truncated
+        from cnnviz.truncate import truncate_at
 
-        return build_truncated(arch, {**kw, **arch_kwargs}, num_classes=num_classes, in_chans=in_chans, pretrained=pretrained,
-                               input_size=input_size)
+        rest = {k: v for k, v in arch_kwargs.items() if k != "probe_layer"}
+        layer = str(arch_kwargs["probe_layer"])
+        model, info = build_model(arch, num_classes=num_classes, in_chans=in_chans, pretrained=pretrained,
+                                  input_size=input_size, arch_kwargs=rest or None)
+        truncate_at(model, layer, info.num_classes, info.input_size, head_name(model))
+        info.arch_kwargs = {**info.arch_kwargs, "probe_layer": layer}
+        return model, info
     if arch_kwargs and kind != "simplecnn":
         raise ModelSpecError(f"{arch}: unknown option(s) {sorted(arch_kwargs)}; only simplecnn takes {', '.join(SIMPLECNN_KWARGS)}.")
     kw = limits.check_simplecnn_kwargs({**kw, **(arch_kwargs or {})}, ModelSpecError) if kind == "simplecnn" else {}

@@ -54,10 +54,10 @@ def colorize(m: np.ndarray, cmap: str = "jet") -> np.ndarray:
 
 def as_rgb(img: "np.ndarray | PIL.Image.Image") -> np.ndarray:  # noqa: F821
     """A dataset item or an array -> ``(H, W, 3) uint8``: a PIL image of any mode through
-    ``cnnviz.images.to_rgb_uint8`` (what ``load_image`` decodes with: 16-bit scaled, transparency on
+    ``cnnviz.transforms.to_rgb_uint8`` (what ``load_image`` decodes with: 16-bit scaled, transparency on
     white), a ``(H, W)`` / ``(H, W, 1)`` gray array repeated, an ``(H, W, 4)`` one without its alpha."""
     if hasattr(img, "convert") and hasattr(img, "mode"):
-        from cnnviz.images import to_rgb_uint8
+        from cnnviz.transforms import to_rgb_uint8
 
         return to_rgb_uint8(img)
     a = np.asarray(img)

@@ -68,8 +68,6 @@ def as_chw(img: Any) -> "torch.Tensor":
     if a.ndim == 3 and a.shape[2] == 4:
         from PIL import Image
 
-        from cnnviz.images import to_rgb_uint8
-
         a = to_rgb_uint8(Image.fromarray(np.ascontiguousarray(a.astype(np.uint8)), "RGBA"))
     if a.ndim == 2:
         a = a[:, :, None]
@@ -90,8 +88,6 @@ def _pil_to_array(im: Any) -> np.ndarray:
         raise ImageError(f"expected a PIL image, a numpy array or a tensor, got {type(im).__name__}.")
     if im.mode in ("L", "RGB"):
         return np.asarray(im)
-    from cnnviz.images import to_rgb_uint8
-
     return to_rgb_uint8(im)
 
 
@@ -313,3 +309,26 @@ def augment_samples(image: np.ndarray, preset: str = "basic", n: int = 16, size:
         for _ in range(max(0, n - 1)):
             out.append(to_uint8_image(tf(image)))
     return out
+
+
+def to_rgb_uint8(im: "PIL.Image.Image") -> np.ndarray:  # noqa: F821
+    """A decoded PIL image of any mode -> ``(H, W, 3) uint8``: 16-bit/float scaled, transparency on white."""
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im).astype(np.float64)
+        lo, hi = (0.0, 65535.0) if im.mode.startswith("I;16") else (float(a.min()), float(a.max()))
+        if im.mode == "I" and a.max() <= 65535 and a.min() >= 0:
+            lo, hi = 0.0, 65535.0 if a.max() > 255 else 255.0
+        a = np.clip((a - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode in ("RGB", "L") and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    a = np.asarray(im.convert("RGB"))
+    if a.dtype != np.uint8:
+        a = a.astype(np.uint8)
+    return np.ascontiguousarray(a)

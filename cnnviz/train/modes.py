@@ -71,11 +71,11 @@ def build_for_mode(cfg: TrainConfig, class_names: list[str], data_chans: int, na
         if cfg.pretrained:
             reset_head(model, n)  # a fresh head even if the class count happens to match
     if cfg.probe_layer:
-        from cnnviz.train.truncate import truncate_at
+        from cnnviz.truncate import truncate_at
 
         if info.arch_kwargs.get("probe_layer") not in (None, cfg.probe_layer):
             raise TrainError(f"--model is already cut after {info.arch_kwargs['probe_layer']!r}; --probe-layer cannot cut it again.")
-        truncate_at(model, cfg.probe_layer, n, info.input_size)
+        truncate_at(model, cfg.probe_layer, n, info.input_size, head_name(model))
         info.arch_kwargs = {**info.arch_kwargs, "probe_layer": cfg.probe_layer}
     info.num_classes = n
     info.class_names = list(class_names)

@@ -27,11 +27,10 @@ def _has_params(m: nn.Module) -> bool:
     return next(m.parameters(), None) is not None
 
 
-def cut_points(model: nn.Module) -> list[str]:
-    """Layer names the network can be cut after (stages and blocks), input to output."""
-    from cnnviz.models import head_name
-
-    head_root = head_name(model).split(".")[0]
+def cut_points(model: nn.Module, head: str) -> list[str]:
+    """Layer names the network can be cut after (stages and blocks), input to output; ``head`` is the
+    dotted name of its classifier (``cnnviz.models.head_name``), never a cut point."""
+    head_root = head.split(".")[0]
     out = []
     for name, m in model.named_modules():
         parts = name.split(".")
@@ -42,20 +41,18 @@ def cut_points(model: nn.Module) -> list[str]:
     return out
 
 
-def truncate_at(model: nn.Module, layer: str, num_classes: int, input_size: Sequence[int]) -> int:
+def truncate_at(model: nn.Module, layer: str, num_classes: int, input_size: Sequence[int], head: str) -> int:
     """Cut ``model`` in place after ``layer`` and give it a fresh ``num_classes``-way linear head.
 
-    ``input_size`` is ``(C, H, W)`` (one dummy forward finds the pooled feature size D). Returns D.
+    ``input_size`` is ``(C, H, W)`` (one dummy forward finds the pooled feature size D); ``head`` is the
+    classifier's dotted name (``cnnviz.models.head_name``). Returns D.
     Raises ``LayerError`` for a layer the network cannot be cut after.
     """
-    from cnnviz.models import head_name
-
-    points = cut_points(model)
+    points = cut_points(model, head)
     if layer not in points:
         shown = ", ".join(p for p in points if p.count(".") <= 1)[:400]
         raise LayerError(f"--probe-layer {layer!r}: the network can be cut only after a stage or a block "
                          f"({shown}).{suggestion(layer, points)}")
-    head = head_name(model)
     parts = layer.split(".")
     # 1. inside each Sequential on the path, everything after the branch that leads to the layer
     for k in range(len(parts) - 1, 0, -1):
@@ -103,15 +100,3 @@ def _strip_head(container: nn.Module, linear: str) -> None:
 def _set(root: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, attr = name.rpartition(".")
     setattr(root.get_submodule(parent_name) if parent_name else root, attr, module)
-
-
-def build_truncated(arch: str, kw: dict[str, Any], **build: Any) -> tuple[nn.Module, Any]:
-    """``cnnviz.models.build_model`` for ``arch_kwargs`` holding ``probe_layer``: build, then cut."""
-    from cnnviz.models import build_model
-
-    kw = dict(kw)
-    layer = str(kw.pop("probe_layer"))
-    model, info = build_model(arch, arch_kwargs=kw, **build)
-    truncate_at(model, layer, info.num_classes, info.input_size)
-    info.arch_kwargs = {**info.arch_kwargs, "probe_layer": layer}
-    return model, info
