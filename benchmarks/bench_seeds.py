@@ -11,8 +11,9 @@ Subcommands (one per reproduction of issue 10; reproduction 1, the image-size st
 * ``modulo5`` (reproduction 2, seed "Modulo 5"): Lite0 ``--mode lpft --unfreeze N`` for N = 1, 2 and all,
   and a linear probe on the last layer vs an earlier one (``--probe-layer``), on CIFAR-10 and
   Fashion-MNIST.
-* ``lr`` (reproduction 3, seed "Understanding CNNs"): ``cnnviz sweep`` over 3 LRs with ``--scheduler
-  cosine`` vs ``none``; ``models``: Lite0 vs Lite2 linear probes with per-class metrics.
+* ``lr`` (reproduction 3, seed "Understanding CNNs"): ``cnnviz sweep`` of simplecnn from scratch (32 px) over
+  3 LRs with ``--scheduler cosine`` vs ``none``; ``models``: Lite0 vs Lite2 linear probes (96 px) with
+  per-class metrics.
 
 Every run is a real ``python -m cnnviz train|sweep ...`` (printed before it starts) into ``OUT/<study>/<name>``;
 a run whose metrics.json (summary.json for a sweep) exists is reused, so an interrupted study continues.
@@ -151,9 +152,9 @@ def study_modulo5(a: argparse.Namespace) -> None:
 
 def study_lr(a: argparse.Namespace) -> None:
     for sched in ("cosine", "none"):
-        args = [*cifar_args(a), "--model", "efficientnet_lite0", "--mode", a.mode, "--lr", a.lrs, "--epochs", str(a.epochs),
+        args = [*cifar_args(a), "--model", a.model, "--mode", a.mode, "--lr", a.lrs, "--epochs", str(a.epochs),
                 "--image-size", str(a.image_size), "--scheduler", sched]
-        out = Path(a.out) / "lr" / f"{a.mode}-{sched}-n{a.limit}-s{a.image_size}"
+        out = Path(a.out) / "lr" / f"{a.model}-{a.mode}-{sched}-n{a.limit}-s{a.image_size}"
         rows = run("sweep", args, out, "summary.json")
         print(f"\n### --scheduler {sched} (load {load_of(out)})\n")
         print((out / "summary.md").read_text())
@@ -172,8 +173,8 @@ def study_models(a: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="study", required=True)
-    for name, limit, epochs, size in (("folder", 0, 0, 0), ("user-cnn", 0, 3, 96), ("modulo5", 1000, 3, 64),
-                                      ("lr", 1000, 2, 64), ("models", 1000, 2, 96)):
+    for name, limit, epochs, size, mode in (("folder", 0, 0, 0, "lp"), ("user-cnn", 0, 3, 96, "lp"), ("modulo5", 1000, 3, 64, "lp"),
+                                            ("lr", 1000, 3, 32, "scratch"), ("models", 1000, 3, 96, "lp")):
         p = sub.add_parser(name)
         p.add_argument("--data-root", default=None)
         p.add_argument("--out", default="bench-runs")
@@ -187,8 +188,9 @@ def main() -> None:
         p.add_argument("--test-per-class", type=int, default=200, help="folder: test images per class")
         p.add_argument("--datasets", default="cifar10,fashion-mnist", help="modulo5: datasets")
         p.add_argument("--probe-layers", default="blocks.2,blocks.4", help="modulo5: earlier layers to probe")
-        p.add_argument("--mode", default="lp", help="lr: the swept mode; models: the compared mode")
-        p.add_argument("--lrs", default="1e-3,1e-2,1e-1", help="lr: learning rates")
+        p.add_argument("--mode", default=mode, help="lr: the swept mode; models: the compared mode")
+        p.add_argument("--model", default="simplecnn", help="lr: the swept model")
+        p.add_argument("--lrs", default="3e-4,1e-3,3e-3", help="lr: learning rates")
     a = ap.parse_args()
     if a.study == "folder":
         print(make_folder(a.data_root, a.folder, a.per_class, a.test_per_class, a.seed))
