@@ -11,7 +11,8 @@ and image writing included):
 The judge networks (``--judge``, default the bundled EfficientNet-Lite2; images made on Lite0) classify
 every image; a hit is the class in the judge's top 5. Reported per draw and pooled: hit rates with Wilson
 95% intervals, and the paired difference (same classes) with a bootstrap 95% interval over classes.
-The order alternates (draw 1: cnnviz first; draw 2: lucent first) so a load change hits both.
+The order alternates with the draw's seed (odd, e.g. draw 1: cnnviz first; even, e.g. draw 2 or 0: lucent
+first) so a load change hits both. Draws after the first are disjoint from earlier draws and the tuning classes.
 
     # the protocol in docs/benchmarks.md (96-px canvas seen at 96 px, 2 draws x 50 classes, 64 + 128 steps)
     nice -n 5 .venv/bin/python benchmarks/bench_maximize.py --size 96 --steps 128 --snapshots 64 \\
@@ -36,11 +37,39 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
+def _raw_draw(num_classes: int, n: int, seed: int) -> list[int]:
+    return [int(c) for c in np.random.default_rng(seed).choice(num_classes, n, replace=False)]
+
+
+def tuning_classes(num_classes: int, n: int, size: int = 20) -> list[int]:
+    """The tuning draw as docs/units.md defines it: ``default_rng(3)`` picks ``size`` of the classes (ascending)
+    outside the raw draws 1 and 2 (empty when too few classes are left)."""
+    taken = set(_raw_draw(num_classes, n, 1)) | set(_raw_draw(num_classes, n, 2))
+    rest = [c for c in range(num_classes) if c not in taken]
+    if len(rest) < size:
+        return []
+    return [rest[int(i)] for i in np.random.default_rng(3).choice(len(rest), size, replace=False)]
+
+
 def draw_classes(num_classes: int, n: int, seed: int) -> list[int]:
-    """``n`` distinct classes drawn with ``seed`` (all of them, in order, when ``n`` is 0 or >= K)."""
+    """``n`` distinct classes drawn with ``seed`` (all of them, in order, when ``n`` is 0 or >= K).
+
+    Draw 1 is ``default_rng(1).choice(K, n)``. A later draw ``d`` is disjoint from draws 1..d-1 and from the
+    tuning classes: ``default_rng(d).choice(K, n)`` without those, topped up from the same generator with
+    classes outside all of them (draw 2 keeps 48 of its raw 50 classes; its raw draw shared 2 with draw 1).
+    """
     if n <= 0 or n >= num_classes:
         return list(range(num_classes))
-    return [int(c) for c in np.random.default_rng(seed).choice(num_classes, n, replace=False)]
+    raw = _raw_draw(num_classes, n, seed)
+    if seed <= 1:
+        return raw
+    excluded = set(tuning_classes(num_classes, n)).union(*(draw_classes(num_classes, n, s) for s in range(1, seed)))
+    keep = [c for c in raw if c not in excluded]
+    pool = [c for c in range(num_classes) if c not in excluded and c not in raw]
+    if len(keep) + len(pool) < n:
+        raise SystemExit(f"draw {seed}: only {len(keep) + len(pool)} classes left outside earlier draws")
+    rng = np.random.default_rng([seed, 1])  # the top-up's own stream, so `raw` stays default_rng(seed)'s draw
+    return keep + [pool[int(i)] for i in rng.choice(len(pool), n - len(keep), replace=False)]
 
 
 def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -149,6 +178,51 @@ def summarize(hits_c: np.ndarray, hits_l: np.ndarray) -> dict:
             "lucent_ci": wilson(hits_l.sum(), n), "diff": d, "diff_ci": (lo, hi)}
 
 
+def print_summary(results: dict) -> None:
+    """The per-draw and pooled hit rates and the time ratio of a results dict (a run's, or ``--pool``'s)."""
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.0f}"
+
+    print(f"\nmodel {results['model']}, size {results['size'] or 'native'}, seed {results['seed']}; top-5 hits "
+          f"(Wilson 95%), difference paired by class (bootstrap 95%)")
+    for key, s in results["pooled"].items():
+        rows = [(f"draw {d}", results["draws"][d]["hits"][key]) for d in results["draws"]] + [("pooled", s)]
+        for name, r in rows:
+            print(f"{key:28s} {name:8s} n={r['n']:3d}  cnnviz {pct(r['cnnviz'])}% [{pct(r['cnnviz_ci'][0])}-{pct(r['cnnviz_ci'][1])}]"
+                  f"  lucent {pct(r['lucent'])}% [{pct(r['lucent_ci'][0])}-{pct(r['lucent_ci'][1])}]"
+                  f"  diff {100 * r['diff']:+.0f} [{100 * r['diff_ci'][0]:+.0f}, {100 * r['diff_ci'][1]:+.0f}] points")
+    total = results["seconds"]
+    loads = "; ".join(f"load {a[0]:.1f} before, {b[0]:.1f} after" for a, b in results["loads"])
+    print(f"whole-job time (all draws): cnnviz {total['cnnviz']:.0f} s, lucent {total['lucent']:.0f} s, "
+          f"ratio {results['time_ratio']:.2f}x; {loads}")
+
+
+def pool_saved(paths: list[str]) -> dict:
+    """``--pool``: one results dict from the JSON of several runs (same model, judges, size, steps and seed;
+    different, disjoint draws), pooled from their per-class hits."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    same = ("model", "judges", "size", "steps", "seed")
+    for p, r in zip(paths[1:], runs[1:]):
+        if any(r[k] != runs[0][k] for k in same):
+            raise SystemExit(f"{p}: not the same protocol as {paths[0]} ({', '.join(same)})")
+    draws: dict = {}
+    for p, r in zip(paths, runs):
+        for d, e in r["draws"].items():
+            if d in draws:
+                raise SystemExit(f"{p}: draw {d} is in two files")
+            if set(e["classes"]) & {c for x in draws.values() for c in x["classes"]}:
+                raise SystemExit(f"{p}: draw {d} shares classes with another draw")
+            draws[d] = e
+    pooled = {key: summarize(np.concatenate([np.asarray(draws[d]["hits"][key]["cnnviz_hits"]) for d in draws]),
+                             np.concatenate([np.asarray(draws[d]["hits"][key]["lucent_hits"]) for d in draws]))
+              for key in runs[0]["pooled"]}
+    total = {t: sum(r["seconds"][t] for r in runs) for t in ("cnnviz", "lucent")}
+    return {**{k: runs[0][k] for k in same}, "pooled_from": [Path(p).name for p in paths], "draws": draws,
+            "pooled": pooled, "seconds": total, "time_ratio": total["cnnviz"] / total["lucent"],
+            "loads": [lo for r in runs for lo in r.get("loads", [(r["load_before"], r["load_after"])])]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="efficientnet_lite0", help="the network the images are made on")
@@ -166,7 +240,17 @@ def main() -> None:
     ap.add_argument("--json", dest="json_out", default=None, help="write the results as JSON here")
     ap.add_argument("--rejudge", action="store_true",
                     help="run no jobs: judge the images an earlier run kept in --save (its draws that are complete)")
+    ap.add_argument("--pool", nargs="+", default=None, metavar="JSON",
+                    help="run nothing: pool the per-class hits of earlier runs' --json files (disjoint draws)")
     args = ap.parse_args()
+    if args.pool:
+        pooled = pool_saved(args.pool)
+        print_summary(pooled)
+        if args.json_out:
+            from cnnviz.atomic import dumps_json, write_text
+
+            write_text(args.json_out, dumps_json(pooled, indent=1) + "\n")
+        return
     import torch
 
     from cnnviz.atomic import dumps_json, write_text
@@ -182,9 +266,10 @@ def main() -> None:
                      "seed": args.seed, "draws": {}, "load_before": load0}
     per: dict = {}  # (judge, steps) -> {"cnnviz": [...], "lucent": [...]}
     total = {"cnnviz": 0.0, "lucent": 0.0}
-    for i, d in enumerate(int(x) for x in args.draws.split(",")):
+    for d in (int(x) for x in args.draws.split(",")):
         classes = draw_classes(num_classes, args.n, d)
-        order = ("cnnviz", "lucent") if i % 2 == 0 else ("lucent", "cnnviz")
+        # by the draw's seed, not its place in --draws, so `--draws 2` alone keeps draw 2's order (lucent first)
+        order = ("cnnviz", "lucent") if d % 2 == 1 else ("lucent", "cnnviz")
         imgs, secs = {}, {}
         if args.rejudge and not all(any((root / f"draw{d}" / t).glob(m)) for t, m in (("cnnviz", "000-*.png"), ("lucent", "lucent.npz"))):
             print(f"draw {d}: not complete in {root}, skipped", flush=True)
@@ -217,20 +302,9 @@ def main() -> None:
     results["seconds"] = total
     results["time_ratio"] = total["cnnviz"] / total["lucent"] if total["lucent"] else float("nan")
     results["load_after"] = os.getloadavg()
+    results["loads"] = [(load0, results["load_after"])]
 
-    def pct(x: float) -> str:
-        return f"{100 * x:.0f}"
-
-    print(f"\nmodel {args.model}, size {args.size or 'native'}, seed {args.seed}; top-5 hits (Wilson 95%), "
-          f"difference paired by class (bootstrap 95%)")
-    for key, s in results["pooled"].items():
-        rows = [(f"draw {d}", results["draws"][d]["hits"][key]) for d in results["draws"]] + [("pooled", s)]
-        for name, r in rows:
-            print(f"{key:28s} {name:8s} n={r['n']:3d}  cnnviz {pct(r['cnnviz'])}% [{pct(r['cnnviz_ci'][0])}-{pct(r['cnnviz_ci'][1])}]"
-                  f"  lucent {pct(r['lucent'])}% [{pct(r['lucent_ci'][0])}-{pct(r['lucent_ci'][1])}]"
-                  f"  diff {100 * r['diff']:+.0f} [{100 * r['diff_ci'][0]:+.0f}, {100 * r['diff_ci'][1]:+.0f}] points")
-    print(f"whole-job time (all draws): cnnviz {total['cnnviz']:.0f} s, lucent {total['lucent']:.0f} s, "
-          f"ratio {results['time_ratio']:.2f}x; load {load0[0]:.1f} before, {results['load_after'][0]:.1f} after")
+    print_summary(results)
     if args.json_out:
         write_text(args.json_out, dumps_json(results, indent=1) + "\n")
 
