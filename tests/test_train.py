@@ -362,3 +362,26 @@ def test_grad_checkpointing_changes_memory_not_results(tmp_path):
     assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5) for k in sa)
     assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-5)
     assert b["config"]["grad_checkpointing"] is True
+
+
+def test_folder_of_uniform_small_images_trains_simplecnn_at_its_own_size(tmp_path):
+    """A folder whose images share one size reports it (like array datasets), so simplecnn trains 32-px photos at
+    32 px, not at the 128-px fallback; mixed sizes keep the fallback; large uniform photos are capped at 128."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnviz.datasets.folders import open_folder
+    from cnnviz.train.modes import default_image_size
+
+    for cls in ("a", "b"):
+        d = tmp_path / "u" / "train" / cls
+        d.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(d / f"{i}.png")
+    uniform = open_folder(tmp_path / "u", "train")
+    assert uniform.image_size == (32, 32)
+    cfg = TrainConfig(data=str(tmp_path / "u"), model="simplecnn", mode="scratch")
+    assert default_image_size(cfg, "simplecnn", uniform.image_size) == 32
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(tmp_path / "u" / "train" / "a" / "odd.png")
+    assert open_folder(tmp_path / "u", "train").image_size is None
+    assert default_image_size(cfg, "simplecnn", (375, 500)) == 128

@@ -110,15 +110,19 @@ class FolderImages(LabeledImages):
     """
 
     def __init__(self, paths: Sequence[Path], targets: Sequence[int], class_names: Sequence[str], name: str = "", check: bool = True) -> None:
-        keep_p, keep_t, bad = [], [], 0
+        keep_p, keep_t, bad, sizes = [], [], 0, set()
         for p, t in zip(paths, targets):
-            if check and not header_ok(p):
+            size = header_size(p) if check else None
+            if check and size is None:
                 bad += 1
                 log.warning("skipping unreadable image %s", p)
                 continue
+            sizes.add(size)
             keep_p.append(Path(p))
             keep_t.append(int(t))
         super().__init__(keep_t, class_names)
+        if check and len(sizes) == 1:  # every image the same (H, W): the native size, as for array datasets
+            self.image_size = next(iter(sizes))
         self.paths = keep_p
         self.header_skipped = bad
         self.name = self.source = name
@@ -189,8 +193,8 @@ class SubsetImages(LabeledImages):
         return self.base.header_skipped
 
 
-def header_ok(p: Path) -> bool:
-    """Whether PIL can parse ``p``'s header (cheap: no pixels are decoded)."""
+def header_size(p: Path) -> tuple[int, int] | None:
+    """``(H, W)`` from ``p``'s header if PIL can parse it, else None (cheap: no pixels are decoded)."""
     import warnings
 
     from PIL import Image
@@ -199,10 +203,15 @@ def header_ok(p: Path) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as im:
-                im.size  # noqa: B018 - the header has been parsed if this works
-        return True
+                w, h = im.size
+        return int(h), int(w)
     except Exception:
-        return False
+        return None
+
+
+def header_ok(p: Path) -> bool:
+    """Whether PIL can parse ``p``'s header (cheap: no pixels are decoded)."""
+    return header_size(p) is not None
 
 
 def base_arrays(ds: LabeledImages) -> tuple[ArrayImages, np.ndarray] | None:

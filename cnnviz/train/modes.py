@@ -33,12 +33,13 @@ MIN_TRANSFER_SIDE = 128
 
 
 def default_image_size(cfg: TrainConfig, arch: str, native: tuple[int, int] | None) -> int:
-    """``--image-size`` when given; else the data's size for simplecnn, and for ImageNet architectures
+    """``--image-size`` when given; else the data's size (at most 128) for simplecnn, and for ImageNet architectures
     the data's size clamped to ``[MIN_TRANSFER_SIDE, 224]``."""
     if cfg.image_size:
         return int(cfg.image_size)
     side = max(native) if native else 128
-    return side if arch.startswith("simplecnn") else max(MIN_TRANSFER_SIDE, min(side, 224))
+    # simplecnn keeps small data at its own size; a folder of large uniform photos is capped like a mixed one
+    return min(side, 128) if arch.startswith("simplecnn") else max(MIN_TRANSFER_SIDE, min(side, 224))
 
 
 def build_for_mode(cfg: TrainConfig, class_names: list[str], data_chans: int, native: tuple[int, int] | None) -> tuple[nn.Module, ModelInfo]:
