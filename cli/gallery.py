@@ -120,7 +120,8 @@ def gallery(models: tuple[str, ...], names: tuple[str, ...], weights: str, data:
 
 @click.command()
 @click.option("--quick", is_flag=True, help="Small and fast: 2000 CIFAR-10 (1000 Fashion-MNIST) training images per run, "
-              "Lite0 at 96 px (48 px), a few epochs.")
+              "Lite0 at 96 px (48 px), a few epochs. Without it: 5000 images, Lite0 at 128 px (64 px), "
+              "3 epochs each, plain fine-tuning added.")
 @click.option("--data", default="auto", show_default=True, metavar="SPEC",
               help="Dataset to train and explain on; auto = CIFAR-10 when a copy is reachable (local or download), "
                    "else Fashion-MNIST.")
@@ -129,7 +130,7 @@ def gallery(models: tuple[str, ...], names: tuple[str, ...], weights: str, data:
 @device_option
 @seed_option
 def demo(quick: bool, data: str, data_root: str | None, out: str, device: str, seed: int) -> None:
-    """The main job: train scratch / LP / LP-FT Lite0 and a simplecnn, compare them, publish a gallery.
+    """The main job: train scratch / LP / (FT) / LP-FT Lite0 and a simplecnn, compare them, publish a gallery.
 
     Finished runs in OUT are reused, so a second `cnnviz demo` only rebuilds what changed.
     """

@@ -1,4 +1,4 @@
-"""The demo: train scratch / LP / LP-FT EfficientNet-Lite0 and a small CNN, compare them, publish a gallery.
+"""The demo: train scratch / LP / (FT) / LP-FT EfficientNet-Lite0 and a small CNN, compare them, publish a gallery.
 
 ``OUT/runs/NAME/`` holds each trainer run (reused when its recipe is unchanged: ``demo-recipe.json``),
 ``OUT/cache/`` the explainers' results and ``OUT/site/`` the gallery, so a second demo only rebuilds
@@ -46,13 +46,18 @@ def demo_runs(quick: bool, data: str) -> list[tuple[str, dict[str, Any]]]:
             ("lite0-lp", {**lite, "mode": "lp", "epochs": 2 if natural else 3}),  # LP epochs reuse cached features
             ("lite0-lpft", {**lite, "mode": "lpft", "epochs": 2 if natural else 3, "lp_epochs": 1 if natural else 2}),
         ]  # on CIFAR-10 every Lite0 run gets 2 epochs (LP-FT: 1 probe + 1 fine-tune); FT lr: the trainer's, BN kept
-    common = {"data": data, "limit": 20000, "eval_limit": 2000, "batch_size": 64, "augment": "basic"}
+    # The full demo is the seed's study at CPU size: every Lite0 mode at the same 5,000 images, 128 px and 3 epochs
+    # (LP-FT: the trainer's default 1 probe + 2 fine-tune epochs, i.e. the command a user types:
+    # `cnnviz train --data cifar10 --mode lpft --limit 5000 --epochs 3`), plus plain fine-tuning, so the gallery
+    # is the scratch / LP / FT / LP-FT table of docs/reproductions.md. About 40 minutes on 2 idle cores.
+    common = {"data": data, "limit": 5000, "eval_limit": 2000, "batch_size": 64, "augment": "none"}
     lite = {**common, "model": "efficientnet_lite0", "image_size": FULL_NATURAL_SIZE if natural else 64}
     return [
         ("simplecnn-scratch", {**common, "model": "simplecnn", "mode": "scratch", "epochs": 8}),
-        ("lite0-scratch", {**lite, "mode": "scratch", "epochs": 5}),
-        ("lite0-lp", {**lite, "mode": "lp", "epochs": 5}),
-        ("lite0-lpft", {**lite, "mode": "lpft", "epochs": 5, "lp_epochs": 3}),
+        ("lite0-scratch", {**lite, "mode": "scratch", "epochs": 3}),
+        ("lite0-lp", {**lite, "mode": "lp", "epochs": 3}),
+        ("lite0-ft", {**lite, "mode": "ft", "epochs": 3}),
+        ("lite0-lpft", {**lite, "mode": "lpft", "epochs": 3}),
     ]
 
 
