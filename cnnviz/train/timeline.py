@@ -29,12 +29,22 @@ written) and the torch / numpy / Python RNG streams are saved and restored aroun
 ``--resume`` continues the timeline from ``RUN_DIR/timeline/state.pt`` (the Grams and the initial
 weights); a run started without ``--timeline`` cannot get one later (its epoch 0 is gone): that is a
 ``TrainError`` before any training.
+
+**Staged like the checkpoint.** While the trainer keeps an earlier run's ``ckpt.pt`` and writes this run's
+checkpoints to ``ckpt.partial.pt`` (``run["staged"]``), the timeline goes to ``RUN_DIR/timeline.partial/``
+(``timeline.json`` and ``timeline/`` in the same layout, so the paths inside stay relative to RUN_DIR), and
+``--resume`` continues from there. Only when the run has finished (``Timeline.finish``, called by the trainer
+after ``ckpt.pt`` is replaced) do its files replace the earlier ``timeline.json`` and the files cnnviz wrote under
+``timeline/``; any other file there is left where it is. A run that fails or stops keeps its staging folder
+beside ``ckpt.partial.pt`` (the pair ``--resume`` continues), and the earlier timeline stays with the earlier
+``ckpt.pt``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import re
 from collections.abc import Iterator, Sequence
@@ -51,6 +61,8 @@ IMAGES_PER_CLASS = (1, 32)  # --timeline-images bounds
 CKA_IMAGES = (4, 4096)
 STATE_VERSION = 1
 _OWN = re.compile(r"^(e\d{3}_\d{3}\.png|\d{3}\.png)$")  # the files under timeline/cams, timeline/images that are ours
+_OWN_TOP = ("state.pt", "curves.png", "cams.png")  # the files directly under timeline/ that are ours
+STAGING = "timeline.partial"  # RUN_DIR/STAGING: a staged run's timeline.json and timeline/ (see the module doc)
 
 
 @contextlib.contextmanager
@@ -133,6 +145,7 @@ class Timeline:
         self.method = get_method(method, CAM_KINDS).name
         self.seconds = 0.0  # time spent recording (benchmarks read it)
         self._s: dict[str, Any] | None = None  # the state (see _new_state)
+        self._root: Path | None = None  # where timeline.json and timeline/ go: RUN_DIR, or RUN_DIR/STAGING
 
     # -- the callback ---------------------------------------------------------------------------
     def __call__(self, epoch: int, run: dict[str, Any]) -> None:
@@ -148,12 +161,14 @@ class Timeline:
         self.seconds += time.perf_counter() - t0
 
     def _start(self, epoch: int, run: dict[str, Any]) -> None:
-        cfg = run["cfg"]
+        cfg, run_dir = run["cfg"], Path(run["run_dir"])
+        check_paths(run_dir)
+        self._root = run_dir / STAGING if run.get("staged") else run_dir
         if epoch == 0:
             self._s = self._new_state(run)
             self._record(0, run)  # kept in memory: RUN_DIR is written once this run has a checkpoint
             return
-        state = load_state(Path(run["run_dir"]))
+        state = load_state(self._root)
         if state is None:
             raise TrainError(f"--timeline: the run in '{run['run_dir']}' was started without --timeline; its epoch 0 "
                              "is gone, so it cannot get a timeline now. Resume without --timeline, or start a new run "
@@ -273,14 +288,12 @@ class Timeline:
         from cnnviz.atomic import dumps_json, write_text
 
         s = self._s
-        assert s is not None
-        run_dir = Path(run["run_dir"])
-        tdir = run_dir / "timeline"
+        assert s is not None and self._root is not None
+        root = self._root
+        tdir = root / "timeline"
         if s.pop("fresh", False):
-            # An earlier run's timeline goes at this run's first record. Known gap: the trainer now stages its
-            # checkpoint (ckpt.partial.pt) and keeps the earlier ckpt.pt until the run finishes, so a run that
-            # then fails leaves that ckpt.pt without its timeline (the gallery leaves such a timeline out).
-            # Staging timeline/ the same way is the fix.
+            # this run's first record: what an earlier timeline left here goes (in staging, a stopped or failed
+            # rerun's files; without staging, the earlier run's, whose ckpt.pt the trainer replaces as it goes)
             _clear_own(tdir)
         for e, maps in sorted(s.pop("_maps", {}).items()):
             self._save_cams(tdir, e, maps, run["info"])
@@ -289,8 +302,14 @@ class Timeline:
         save_state(tdir, s)
         # the figures once, at the end (matplotlib costs more than a record); TensorBoard has them live
         doc["figures"] = self._figures(tdir, doc, run) if complete else {}
-        write_text(run_dir / "timeline.json", dumps_json(doc, indent=1))
+        write_text(root / "timeline.json", dumps_json(doc, indent=1))
         self._tensorboard(run, doc)
+
+    def finish(self, run: dict[str, Any]) -> None:
+        """The run has finished (its ``ckpt.pt`` is in place): a staged timeline replaces the earlier one."""
+        run_dir = Path(run["run_dir"])
+        if self._root is not None and self._root != run_dir and (self._root / "timeline.json").is_file():
+            install(self._root, run_dir)
 
     def _save_cams(self, tdir: Path, epoch: int, maps: np.ndarray | None, info: Any) -> None:
         if maps is None:
@@ -366,7 +385,7 @@ class Timeline:
             from cnnviz.images import load_image
             from cnnviz.render import tile
 
-            root = Path(run["run_dir"])
+            root = self._root if self._root is not None else Path(run["run_dir"])
             for j, e in new:
                 tiles = [load_image(root / im["cams"][j]) for im in doc["images"]]
                 w.add_image("timeline/gradcam", tile(tiles, ncols=min(len(tiles), 10)), e, dataformats="HWC")
@@ -426,13 +445,69 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
     return s
 
 
-def _clear_own(tdir: Path) -> None:
-    """Remove the files an earlier timeline wrote under ``tdir`` (only names cnnviz gives them)."""
+def _own_files(tdir: Path) -> list[str]:
+    """The files a timeline wrote under ``tdir`` (``/``-separated, relative): only regular files with the
+    names cnnviz gives them; anything else there (a symlink, another name) is the user's."""
+    def regular(p: Path) -> bool:
+        return p.is_file() and not p.is_symlink()
+
+    out = [n for n in _OWN_TOP if regular(tdir / n)]
     for sub in ("cams", "images"):
         d = tdir / sub
         if d.is_dir():
-            for p in d.iterdir():
-                if p.is_file() and _OWN.match(p.name):
-                    p.unlink()
-    for name in ("state.pt", "curves.png", "cams.png"):
-        (tdir / name).unlink(missing_ok=True)
+            out += sorted(f"{sub}/{p.name}" for p in d.iterdir() if _OWN.match(p.name) and regular(p))
+    return out
+
+
+def _clear_own(tdir: Path) -> None:
+    """Remove the files an earlier timeline wrote under ``tdir`` (only names cnnviz gives them)."""
+    for rel in _own_files(tdir):
+        (tdir / rel).unlink()
+
+
+def check_paths(run_dir: Path) -> None:
+    """Refuse (``TrainError``, before any training) a RUN_DIR where a name the timeline writes is taken by
+    something cnnviz would have to delete or could not write: a file where a folder goes, a folder or a
+    symlink where one of its files goes."""
+    for root in (run_dir, run_dir / STAGING):
+        bad = []
+        if root != run_dir and (root.is_symlink() or (root.exists() and not root.is_dir())):
+            bad.append(root)
+        elif root.is_dir():
+            j = root / "timeline.json"
+            if j.is_symlink() or (j.exists() and not j.is_file()):
+                bad.append(j)
+            tdir = root / "timeline"
+            for d in (tdir, tdir / "cams", tdir / "images"):
+                if d.exists() and not d.is_dir():
+                    bad.append(d)
+            if tdir.is_dir():
+                bad += [tdir / n for n in _OWN_TOP if (tdir / n).is_symlink() or (tdir / n).is_dir()]
+                for sub in ("cams", "images"):
+                    if (tdir / sub).is_dir():
+                        bad += [p for p in sorted((tdir / sub).iterdir())
+                                if _OWN.match(p.name) and (p.is_symlink() or not p.is_file())]
+        if bad:
+            raise TrainError(f"--timeline: '{bad[0]}' is not a file cnnviz wrote, and the timeline writes that name; "
+                             "move it away, or use another --out.")
+
+
+def install(staging: Path, run_dir: Path) -> None:
+    """Put the finished timeline in ``staging`` (``timeline.json`` + ``timeline/``) in place of ``run_dir``'s.
+
+    The new files are moved over the earlier ones (each ``os.replace``: a reader sees the old file or the new
+    one), then the earlier run's files that the new timeline does not have (its later epochs) are deleted, then
+    ``timeline.json`` is replaced. Only files cnnviz wrote are replaced or deleted; the user's stay where they are.
+    """
+    src, dst = staging / "timeline", run_dir / "timeline"
+    new = _own_files(src)
+    stale = sorted(set(_own_files(dst)) - set(new))
+    for rel in new:
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src / rel, dst / rel)
+    for rel in stale:
+        (dst / rel).unlink()
+    os.replace(staging / "timeline.json", run_dir / "timeline.json")
+    for d in (src / "cams", src / "images", src, staging, *(dst / s for s in ("cams", "images"))):
+        with contextlib.suppress(OSError):  # not empty: what is left there is not cnnviz's, so it stays
+            d.rmdir()
