@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,15 +52,12 @@ from typing import Any
 import numpy as np
 
 from cnnviz.train.config import TrainError
+from cnnviz.train.timeline_files import STAGING, STATE_VERSION, clear_own, check_paths, install, load_state, save_state
 
 log = logging.getLogger(__name__)
 
 IMAGES_PER_CLASS = (1, 32)  # --timeline-images bounds
 CKA_IMAGES = (4, 4096)
-STATE_VERSION = 1
-_OWN = re.compile(r"^(e\d{3}_\d{3}\.png|\d{3}\.png)$")  # the files under timeline/cams, timeline/images that are ours
-_OWN_TOP = ("state.pt", "curves.png", "cams.png")  # the files directly under timeline/ that are ours
-STAGING = "timeline.partial"  # RUN_DIR/STAGING: a staged run's timeline.json and timeline/ (see the module doc)
 
 
 @contextlib.contextmanager
@@ -294,7 +289,7 @@ class Timeline:
         if s.pop("fresh", False):
             # this run's first record: what an earlier timeline left here goes (in staging, a stopped or failed
             # rerun's files; without staging, the earlier run's, whose ckpt.pt the trainer replaces as it goes)
-            _clear_own(tdir)
+            clear_own(tdir)
         for e, maps in sorted(s.pop("_maps", {}).items()):
             self._save_cams(tdir, e, maps, run["info"])
         complete = s["epochs"][-1] == run["cfg"].epochs
@@ -412,102 +407,3 @@ def _config(cfg: Any) -> dict[str, Any]:
     """The options that define a run (what a resumed timeline must match)."""
     d = cfg.to_dict()
     return {k: d[k] for k in sorted(d) if k not in ("resume", "stop_after", "max_steps", "out", "device", "num_workers")}
-
-
-def save_state(tdir: Path, s: dict[str, Any]) -> None:
-    """``timeline/state.pt``: what a resumed run needs (tensors and plain containers; loads with weights_only)."""
-    import torch
-
-    from cnnviz.atomic import atomic_path
-
-    keep = {k: v for k, v in s.items() if not k.startswith("_") and k != "fresh"}
-    keep["tb_last"] = s["epochs"][-1]
-    keep["grams"] = torch.stack(s["grams"])  # (E, L, nb, B, B)
-    tdir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(tdir / "state.pt", suffix=".pt") as tmp:
-        torch.save(keep, tmp)
-
-
-def load_state(run_dir: Path) -> dict[str, Any] | None:
-    """The state ``save_state`` wrote for the run in ``run_dir``; None when there is none."""
-    import torch
-
-    p = Path(run_dir) / "timeline" / "state.pt"
-    if not p.is_file():
-        return None
-    try:
-        s = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a damaged file: say so in one line
-        raise TrainError(f"--timeline: '{p}' cannot be read ({type(e).__name__}); start a new run (another --out).") from None
-    if not isinstance(s, dict) or s.get("version") != STATE_VERSION or "grams" not in s:
-        raise TrainError(f"--timeline: '{p}' is not a timeline state this cnnviz writes; start a new run (another --out).")
-    s["grams"] = list(s["grams"])
-    return s
-
-
-def _own_files(tdir: Path) -> list[str]:
-    """The files a timeline wrote under ``tdir`` (``/``-separated, relative): only regular files with the
-    names cnnviz gives them; anything else there (a symlink, another name) is the user's."""
-    def regular(p: Path) -> bool:
-        return p.is_file() and not p.is_symlink()
-
-    out = [n for n in _OWN_TOP if regular(tdir / n)]
-    for sub in ("cams", "images"):
-        d = tdir / sub
-        if d.is_dir():
-            out += sorted(f"{sub}/{p.name}" for p in d.iterdir() if _OWN.match(p.name) and regular(p))
-    return out
-
-
-def _clear_own(tdir: Path) -> None:
-    """Remove the files an earlier timeline wrote under ``tdir`` (only names cnnviz gives them)."""
-    for rel in _own_files(tdir):
-        (tdir / rel).unlink()
-
-
-def check_paths(run_dir: Path) -> None:
-    """Refuse (``TrainError``, before any training) a RUN_DIR where a name the timeline writes is taken by
-    something cnnviz would have to delete or could not write: a file where a folder goes, a folder or a
-    symlink where one of its files goes."""
-    for root in (run_dir, run_dir / STAGING):
-        bad = []
-        if root != run_dir and (root.is_symlink() or (root.exists() and not root.is_dir())):
-            bad.append(root)
-        elif root.is_dir():
-            j = root / "timeline.json"
-            if j.is_symlink() or (j.exists() and not j.is_file()):
-                bad.append(j)
-            tdir = root / "timeline"
-            for d in (tdir, tdir / "cams", tdir / "images"):
-                if d.exists() and not d.is_dir():
-                    bad.append(d)
-            if tdir.is_dir():
-                bad += [tdir / n for n in _OWN_TOP if (tdir / n).is_symlink() or (tdir / n).is_dir()]
-                for sub in ("cams", "images"):
-                    if (tdir / sub).is_dir():
-                        bad += [p for p in sorted((tdir / sub).iterdir())
-                                if _OWN.match(p.name) and (p.is_symlink() or not p.is_file())]
-        if bad:
-            raise TrainError(f"--timeline: '{bad[0]}' is not a file cnnviz wrote, and the timeline writes that name; "
-                             "move it away, or use another --out.")
-
-
-def install(staging: Path, run_dir: Path) -> None:
-    """Put the finished timeline in ``staging`` (``timeline.json`` + ``timeline/``) in place of ``run_dir``'s.
-
-    The new files are moved over the earlier ones (each ``os.replace``: a reader sees the old file or the new
-    one), then the earlier run's files that the new timeline does not have (its later epochs) are deleted, then
-    ``timeline.json`` is replaced. Only files cnnviz wrote are replaced or deleted; the user's stay where they are.
-    """
-    src, dst = staging / "timeline", run_dir / "timeline"
-    new = _own_files(src)
-    stale = sorted(set(_own_files(dst)) - set(new))
-    for rel in new:
-        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src / rel, dst / rel)
-    for rel in stale:
-        (dst / rel).unlink()
-    os.replace(staging / "timeline.json", run_dir / "timeline.json")
-    for d in (src / "cams", src / "images", src, staging, *(dst / s for s in ("cams", "images"))):
-        with contextlib.suppress(OSError):  # not empty: what is left there is not cnnviz's, so it stays
-            d.rmdir()
