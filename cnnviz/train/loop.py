@@ -269,7 +269,9 @@ def train_run(cfg: TrainConfig, progress: bool = True, on_epoch: Any = None) -> 
     ``on_epoch(epoch, run)`` (e.g. ``cnnviz.train.timeline.Timeline``), on rank 0 only: called once
     before the first epoch this process trains (``epoch`` = epochs already done: 0, or where a resume
     starts) and after every epoch's checkpoint; ``run`` is a dict (model, info, cfg, run_dir, test,
-    device, writer). It must leave the model, its train/eval flags and the RNG streams as it found them.
+    device, writer, staged: whether this run's checkpoints go to ``ckpt.partial.pt``). It must leave the model,
+    its train/eval flags and the RNG streams as it found them. Its ``finish(run)``, if it has one, is called once
+    the run has finished and ``ckpt.pt`` is in place.
 
     Raises ``TrainError``/``DataError``/... (``CnnvizError``) for bad input, a diverged loss (the
     last good checkpoint stays in place) or a resume that does not match the run on disk.
@@ -378,7 +380,7 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool, on
     wrote_ckpt = saved is not None  # whether this run has a checkpoint on disk
     # an earlier run's ckpt.pt (and metrics.json) stay until this run has finished
     staged = (run_dir / PARTIAL_CKPT).is_file() if saved is not None else (run_dir / "ckpt.pt").is_file()
-    hook = dict(model=model, info=info, cfg=cfg, run_dir=run_dir, test=eval_ds, device=dev, writer=writer)
+    hook = dict(model=model, info=info, cfg=cfg, run_dir=run_dir, test=eval_ds, device=dev, writer=writer, staged=staged)
     if on_epoch is not None and ctx.is_main:
         on_epoch(start_epoch, hook)
     try:
@@ -446,7 +448,10 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool, on
             last_eval = _evaluate(model, ev, eval_idx, K, acc, ctx, progress, "eval", features=False)
         skipped = train_ds.header_skipped + eval_ds.header_skipped + len(tr.bad) + len(ev.bad)
         extra = {"trainable": trained, "skipped": skipped, "held_data_bytes": tr.held_bytes + ev.held_bytes, "staged": staged}
-        return _finish(cfg, ctx, run_dir, model, info, last_eval, history, train_seconds, train_ds, eval_ds, writer, last_ts, extra)
+        metrics = _finish(cfg, ctx, run_dir, model, info, last_eval, history, train_seconds, train_ds, eval_ds, writer, last_ts, extra)
+        if on_epoch is not None and ctx.is_main and hasattr(on_epoch, "finish"):
+            on_epoch.finish(hook)  # e.g. a staged timeline replaces the earlier one, now that ckpt.pt is this run's
+        return metrics
     finally:
         if writer is not None:
             writer.close()

@@ -29,6 +29,15 @@ written) and the torch / numpy / Python RNG streams are saved and restored aroun
 ``--resume`` continues the timeline from ``RUN_DIR/timeline/state.pt`` (the Grams and the initial
 weights); a run started without ``--timeline`` cannot get one later (its epoch 0 is gone): that is a
 ``TrainError`` before any training.
+
+**Staged like the checkpoint.** While the trainer keeps an earlier run's ``ckpt.pt`` and writes this run's
+checkpoints to ``ckpt.partial.pt`` (``run["staged"]``), the timeline goes to ``RUN_DIR/timeline.partial/``
+(``timeline.json`` and ``timeline/`` in the same layout, so the paths inside stay relative to RUN_DIR), and
+``--resume`` continues from there. Only when the run has finished (``Timeline.finish``, called by the trainer
+after ``ckpt.pt`` is replaced) do its files replace the earlier ``timeline.json`` and the files cnnviz wrote under
+``timeline/``; any other file there is left where it is. A run that fails or stops keeps its staging folder
+beside ``ckpt.partial.pt`` (the pair ``--resume`` continues), and the earlier timeline stays with the earlier
+``ckpt.pt``.
 """
 
 from __future__ import annotations
@@ -36,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,13 +52,12 @@ from typing import Any
 import numpy as np
 
 from cnnviz.train.config import TrainError
+from cnnviz.train.timeline_files import STAGING, STATE_VERSION, clear_own, check_paths, install, load_state, save_state
 
 log = logging.getLogger(__name__)
 
 IMAGES_PER_CLASS = (1, 32)  # --timeline-images bounds
 CKA_IMAGES = (4, 4096)
-STATE_VERSION = 1
-_OWN = re.compile(r"^(e\d{3}_\d{3}\.png|\d{3}\.png)$")  # the files under timeline/cams, timeline/images that are ours
 
 
 @contextlib.contextmanager
@@ -133,6 +140,7 @@ class Timeline:
         self.method = get_method(method, CAM_KINDS).name
         self.seconds = 0.0  # time spent recording (benchmarks read it)
         self._s: dict[str, Any] | None = None  # the state (see _new_state)
+        self._root: Path | None = None  # where timeline.json and timeline/ go: RUN_DIR, or RUN_DIR/STAGING
 
     # -- the callback ---------------------------------------------------------------------------
     def __call__(self, epoch: int, run: dict[str, Any]) -> None:
@@ -148,12 +156,14 @@ class Timeline:
         self.seconds += time.perf_counter() - t0
 
     def _start(self, epoch: int, run: dict[str, Any]) -> None:
-        cfg = run["cfg"]
+        cfg, run_dir = run["cfg"], Path(run["run_dir"])
+        check_paths(run_dir)
+        self._root = run_dir / STAGING if run.get("staged") else run_dir
         if epoch == 0:
             self._s = self._new_state(run)
             self._record(0, run)  # kept in memory: RUN_DIR is written once this run has a checkpoint
             return
-        state = load_state(Path(run["run_dir"]))
+        state = load_state(self._root)
         if state is None:
             raise TrainError(f"--timeline: the run in '{run['run_dir']}' was started without --timeline; its epoch 0 "
                              "is gone, so it cannot get a timeline now. Resume without --timeline, or start a new run "
@@ -273,15 +283,13 @@ class Timeline:
         from cnnviz.atomic import dumps_json, write_text
 
         s = self._s
-        assert s is not None
-        run_dir = Path(run["run_dir"])
-        tdir = run_dir / "timeline"
+        assert s is not None and self._root is not None
+        root = self._root
+        tdir = root / "timeline"
         if s.pop("fresh", False):
-            # An earlier run's timeline goes at this run's first record. Known gap: the trainer now stages its
-            # checkpoint (ckpt.partial.pt) and keeps the earlier ckpt.pt until the run finishes, so a run that
-            # then fails leaves that ckpt.pt without its timeline (the gallery leaves such a timeline out).
-            # Staging timeline/ the same way is the fix.
-            _clear_own(tdir)
+            # this run's first record: what an earlier timeline left here goes (in staging, a stopped or failed
+            # rerun's files; without staging, the earlier run's, whose ckpt.pt the trainer replaces as it goes)
+            clear_own(tdir)
         for e, maps in sorted(s.pop("_maps", {}).items()):
             self._save_cams(tdir, e, maps, run["info"])
         complete = s["epochs"][-1] == run["cfg"].epochs
@@ -289,8 +297,14 @@ class Timeline:
         save_state(tdir, s)
         # the figures once, at the end (matplotlib costs more than a record); TensorBoard has them live
         doc["figures"] = self._figures(tdir, doc, run) if complete else {}
-        write_text(run_dir / "timeline.json", dumps_json(doc, indent=1))
+        write_text(root / "timeline.json", dumps_json(doc, indent=1))
         self._tensorboard(run, doc)
+
+    def finish(self, run: dict[str, Any]) -> None:
+        """The run has finished (its ``ckpt.pt`` is in place): a staged timeline replaces the earlier one."""
+        run_dir = Path(run["run_dir"])
+        if self._root is not None and self._root != run_dir and (self._root / "timeline.json").is_file():
+            install(self._root, run_dir)
 
     def _save_cams(self, tdir: Path, epoch: int, maps: np.ndarray | None, info: Any) -> None:
         if maps is None:
@@ -366,7 +380,7 @@ class Timeline:
             from cnnviz.images import load_image
             from cnnviz.render import tile
 
-            root = Path(run["run_dir"])
+            root = self._root if self._root is not None else Path(run["run_dir"])
             for j, e in new:
                 tiles = [load_image(root / im["cams"][j]) for im in doc["images"]]
                 w.add_image("timeline/gradcam", tile(tiles, ncols=min(len(tiles), 10)), e, dataformats="HWC")
@@ -393,46 +407,3 @@ def _config(cfg: Any) -> dict[str, Any]:
     """The options that define a run (what a resumed timeline must match)."""
     d = cfg.to_dict()
     return {k: d[k] for k in sorted(d) if k not in ("resume", "stop_after", "max_steps", "out", "device", "num_workers")}
-
-
-def save_state(tdir: Path, s: dict[str, Any]) -> None:
-    """``timeline/state.pt``: what a resumed run needs (tensors and plain containers; loads with weights_only)."""
-    import torch
-
-    from cnnviz.atomic import atomic_path
-
-    keep = {k: v for k, v in s.items() if not k.startswith("_") and k != "fresh"}
-    keep["tb_last"] = s["epochs"][-1]
-    keep["grams"] = torch.stack(s["grams"])  # (E, L, nb, B, B)
-    tdir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(tdir / "state.pt", suffix=".pt") as tmp:
-        torch.save(keep, tmp)
-
-
-def load_state(run_dir: Path) -> dict[str, Any] | None:
-    """The state ``save_state`` wrote for the run in ``run_dir``; None when there is none."""
-    import torch
-
-    p = Path(run_dir) / "timeline" / "state.pt"
-    if not p.is_file():
-        return None
-    try:
-        s = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a damaged file: say so in one line
-        raise TrainError(f"--timeline: '{p}' cannot be read ({type(e).__name__}); start a new run (another --out).") from None
-    if not isinstance(s, dict) or s.get("version") != STATE_VERSION or "grams" not in s:
-        raise TrainError(f"--timeline: '{p}' is not a timeline state this cnnviz writes; start a new run (another --out).")
-    s["grams"] = list(s["grams"])
-    return s
-
-
-def _clear_own(tdir: Path) -> None:
-    """Remove the files an earlier timeline wrote under ``tdir`` (only names cnnviz gives them)."""
-    for sub in ("cams", "images"):
-        d = tdir / sub
-        if d.is_dir():
-            for p in d.iterdir():
-                if p.is_file() and _OWN.match(p.name):
-                    p.unlink()
-    for name in ("state.pt", "curves.png", "cams.png"):
-        (tdir / name).unlink(missing_ok=True)
