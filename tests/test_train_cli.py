@@ -44,8 +44,8 @@ def test_train_then_evaluate_json(tmp_path):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--data", "/nonexistent/folder"], "unknown dataset"),
-    (["--data", "cifar1O"], "Did you mean"),
+    (["--mode", "scratch", "--data", "/nonexistent/folder"], "unknown dataset"),
+    (["--mode", "scratch", "--data", "cifar1O"], "Did you mean"),
     (["--mode", "lp", "--data", "fashion-mnist"], "simplecnn has none"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, msg):
@@ -103,6 +103,15 @@ def test_sweep_cli(tmp_path):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert [row["lr"] for row in rows] == [1e-3, 1e-2] and (tmp_path / "sw" / "sweep.png").is_file()
+
+
+def test_sweep_refuses_a_mode_its_model_cannot_run_before_any_training(tmp_path):
+    """simplecnn has no pretrained weights: `--mode scratch --mode ft` is refused up front, not after the scratch runs."""
+    base = [a for a in TINY if a not in ("--lr", "3e-3", "--mode", "scratch")]
+    r = CliRunner().invoke(cli, ["sweep", *base, "--mode", "scratch", "--mode", "ft", "--lr", "1e-3,1e-2", "--epochs", "1",
+                                 "--out", str(tmp_path / "sw")])
+    assert r.exit_code == 2 and "simplecnn has none" in r.stderr and "Traceback" not in r.stderr, r.output
+    assert not list(tmp_path.glob("sw/**/ckpt.pt")), "no setting may train before the refusal"
 
 
 @pytest.mark.slow

@@ -123,6 +123,9 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise TrainError(msg)
+        if self.pretrained and str(self.model).split(":")[0] == "simplecnn":  # refused before a sweep's first run
+            raise TrainError(f"--mode {self.mode} starts from pretrained weights, and simplecnn has none: "
+                             "use --mode scratch (or --weights random).")
         if self.mode == "lpft" and self.epochs < 2:
             raise TrainError("--mode lpft needs --epochs 2 or more (LP epochs, then fine-tuning epochs).")
         if self.lp_epochs is not None and self.mode == "lpft" and not 1 <= self.lp_epochs < self.epochs:
