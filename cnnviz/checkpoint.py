@@ -12,6 +12,7 @@ Format (``format_version`` 1)::
       "num_classes": int, "class_names": [str, ...],
       "input_size": [C, H, W], "in_chans": int, "mean": [float]*C, "std": [float]*C,
       "mode": "scratch" | "lp" | "ft" | "lpft" | None,
+      "pixel_mean": [float]*C,         # mean of the training images in [0, 1] (optional)
       "metrics": {...}, "config": {...},
       "state_dict": {name: Tensor},
       "train_state": {...} | None,     # optimizer/scheduler/RNG/epoch for --resume (optional)
@@ -152,7 +153,7 @@ def validate_checkpoint(data: Any, source: str = "checkpoint", *, check_tensors:
     Checks types, lengths, ranges and consistency: ``num_classes`` an int in ``limits.NUM_CLASSES``;
     ``class_names`` absent/None or exactly ``num_classes`` non-empty strings; ``input_size`` ``[C, H, W]``
     with C in ``limits.IN_CHANS`` and H, W in ``limits.IMAGE_SIDE``; ``in_chans`` (if present) = C;
-    ``mean``/``std`` C finite numbers (std > 0); ``arch`` ``simplecnn``, ``timm:NAME`` or
+    ``mean``/``std`` C finite numbers (std > 0); ``pixel_mean`` (optional) C numbers in [0, 1]; ``arch`` ``simplecnn``, ``timm:NAME`` or
     ``torchvision:NAME``; ``arch_kwargs`` only options the arch takes, within their bounds; ``mode``
     one of ``MODES`` or None; ``metrics``/``config``/``train_state`` dicts or None; ``state_dict`` a
     non-empty ``{str: Tensor}`` of dense tensors without NaN/Infinity. Raises ``CheckpointError``
@@ -224,6 +225,8 @@ def validate_checkpoint(data: Any, source: str = "checkpoint", *, check_tensors:
         out["in_chans"] = c
     out["mean"] = _floats(data, "mean", c, -1e3, 1e3, source)
     out["std"] = _floats(data, "std", c, 1e-6, 1e3, source)
+    if data.get("pixel_mean") is not None:
+        out["pixel_mean"] = _floats(data, "pixel_mean", c, 0.0, 1.0, source)
 
     mode = data.get("mode")
     if mode is not None and mode not in MODES:

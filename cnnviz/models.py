@@ -39,6 +39,7 @@ class ModelInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the spec or path it came from
+    pixel_mean: tuple[float, ...] | None = None  # mean of its training images in [0, 1] (checkpoints), per channel
 
     @property
     def in_chans(self) -> int:
@@ -421,6 +422,7 @@ def info_from_checkpoint(data: dict[str, Any], source: str) -> ModelInfo:
         mean=tuple(data["mean"]), std=tuple(data["std"]),
         arch_kwargs=dict(data["arch_kwargs"]), weights="checkpoint", mode=data.get("mode"),
         metrics=dict(data.get("metrics") or {}), config=dict(data.get("config") or {}), source=source,
+        pixel_mean=tuple(data["pixel_mean"]) if data.get("pixel_mean") is not None else None,
     )
 
 
@@ -460,6 +462,8 @@ def checkpoint_payload(model: "torch.nn.Module", info: ModelInfo, **extra: Any) 
         "mean": list(info.mean), "std": list(info.std), "mode": info.mode, "metrics": dict(info.metrics),
         "config": dict(info.config), "state_dict": state,
     }
+    if info.pixel_mean is not None:
+        payload["pixel_mean"] = list(info.pixel_mean)
     payload.update(extra)
     return payload
 

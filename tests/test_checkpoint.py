@@ -26,6 +26,9 @@ def test_round_trip(tiny_cnn, tmp_path):
     assert linfo.input_size == (3, 32, 32) and linfo.arch_kwargs == {"width": 4, "depth": 2}
     assert linfo.config == {"lr": 0.1} and linfo.weights == "checkpoint"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temp file left
+    assert linfo.pixel_mean is None  # optional: absent unless the trainer recorded it
+    info.pixel_mean = (0.1, 0.2, 0.3)
+    assert load_model(str(save_model(tmp_path / "ckpt.pt", model, info)))[1].pixel_mean == (0.1, 0.2, 0.3)
 
 
 class _Exploit:
@@ -142,6 +145,8 @@ MALFORMED = [
     ("std", {"std": [0.0] * 3}),
     ("std", {"std": [float("inf")] * 3}),
     ("std", {"std": ["a", "b", "c"]}),
+    ("pixel_mean", {"pixel_mean": [0.5, 0.5]}),
+    ("pixel_mean", {"pixel_mean": [1.5, 0.5, 0.5]}),
     ("input_size", {"input_size": [32, 32]}),
     ("input_size", {"input_size": [3, 100000, 100000]}),
     ("input_size", {"input_size": [3, 0, 32]}),

@@ -33,7 +33,7 @@ def color_net():
 def test_classes_one_batch_each_image_specific():
     model, info = color_net()
     imgs = maximize_classes(model, info, [2, 0, 1], steps=30, seed=0)
-    assert imgs.shape == (3, 32, 32, 3) and imgs.dtype == np.uint8
+    assert imgs.shape == (3, 64, 64, 3) and imgs.dtype == np.uint8
     dominant = imgs.reshape(3, -1, 3).mean(1).argmax(1).tolist()
     assert dominant == [2, 0, 1]  # blue, red, green: the batch terms did not mix
 
@@ -43,7 +43,7 @@ def test_classes_seeded_progress_and_no_hooks_left(tiny_cnn):
     classes = [0, 2, 4]
     calls = []
     imgs = maximize_classes(model, info, classes, steps=6, seed=3, progress=lambda s, n: calls.append((s, n)))
-    assert imgs.shape == (3, 32, 32, 3)
+    assert imgs.shape == (3, 64, 64, 3)
     assert calls[-1] == (6, 6) and len(calls) == 6
     again = maximize_classes(model, info, classes, steps=6, seed=3)
     other = maximize_classes(model, info, classes, steps=6, seed=4)
@@ -99,12 +99,28 @@ def test_pixel_param_no_transforms_and_grayscale_small_input():
     torch.manual_seed(0)
     model, info = build_model("simplecnn", num_classes=4, in_chans=1, arch_kwargs={"width": 4, "depth": 2}, input_size=(28, 28))
     res = maximize(model, info, O.class_logit(3), steps=10, param="pixel", transforms="none", seed=0)
-    assert res.images.shape == (1, 28, 28, 3)
+    assert res.images.shape == (1, 56, 56, 3)  # a 28-px model gets a canvas twice its input (default_canvas)
     assert np.array_equal(res.images[..., 0], res.images[..., 2])  # one channel, shown as grey
     big = maximize(model, info, O.class_logit(3), steps=2, size=56, seed=0)  # larger canvas, views resized to 28
     assert big.images.shape == (1, 56, 56, 3)
     with pytest.raises(CnnvizError):
         maximize(model, info, O.class_logit(3), param="dct")
+
+
+def test_small_models_get_a_larger_canvas_and_start_from_the_data_colour():
+    """Under 64 px the canvas is twice the input; a checkpoint's recorded pixel mean is the starting colour."""
+    from dataclasses import replace
+
+    from cnnviz.explain.maximize import default_canvas
+    from cnnviz.models import build_model
+
+    model, info = build_model("simplecnn", num_classes=4, in_chans=1, arch_kwargs={"width": 4, "depth": 2}, input_size=(28, 28))
+    assert default_canvas(info) == 56 and default_canvas(replace(info, input_size=(3, 96, 96))) == 96
+    grey = maximize(model, info, O.class_logit(3), steps=1, lr=1e-6, seed=0).images
+    dark = maximize(model, replace(info, pixel_mean=(0.1,)), O.class_logit(3), steps=1, lr=1e-6, seed=0).images
+    assert abs(float(grey.mean()) - 127.5) < 3 and abs(float(dark.mean()) - 25.5) < 3
+    override = maximize(model, replace(info, pixel_mean=(0.1,)), O.class_logit(3), steps=1, lr=1e-6, seed=0, base=(0.9,))
+    assert abs(float(override.images.mean()) - 229.5) < 3
 
 
 def test_fft_param_spectrum_and_views_are_reproducible():
@@ -166,7 +182,7 @@ def test_batched_classes_one_image_each_and_snapshots_equal_shorter_runs(tiny_cn
     model, info = tiny_cnn
     res = maximize(model, info, O.class_logit(0, batch=0) + O.class_logit(4, batch=1) + O.class_logit(2, batch=2),
                    batch=3, steps=6, seed=2, snapshots=(3, 6))
-    assert res.images.shape == (3, 32, 32, 3) and len(res.values) == 3
+    assert res.images.shape == (3, 64, 64, 3) and len(res.values) == 3
     short = maximize(model, info, O.class_logit(0, batch=0) + O.class_logit(4, batch=1) + O.class_logit(2, batch=2),
                      batch=3, steps=3, seed=2)
     assert np.array_equal(res.snapshots[3], short.images) and np.array_equal(res.snapshots[6], res.images)

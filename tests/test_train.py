@@ -56,6 +56,10 @@ def test_scratch_run_writes_run_dir(scratch_run):
     model, info = load_model(str(out / "ckpt.pt"))
     assert info.mode == "scratch" and info.class_names[0] == "T-shirt/top" and info.input_size == (1, 28, 28)
     assert info.metrics["test_accuracy"] == m["test_accuracy"] and info.config["limit"] == 160
+    # the training images' mean (Fashion-MNIST: dark, about 0.29), where class images start from
+    train_ds = open_split("fashion-mnist", "train", limit=160, seed=0)
+    want = np.mean([train_ds.array(i).mean() for i in range(len(train_ds))]) / 255
+    assert len(info.pixel_mean) == 1 and info.pixel_mean[0] == pytest.approx(want, abs=1e-6) and 0.2 < want < 0.4
     # the checkpoint scores the same on the same evaluation images
     ev = evaluate_model(model, info, open_split("fashion-mnist", "test", limit=80, seed=0))
     assert ev["accuracy"] == pytest.approx(m["test_accuracy"]) and ev["confusion"] == disk["confusion"]

@@ -14,6 +14,7 @@ decorrelated by the square root of ImageNet's colour covariance and squashed int
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -43,10 +44,12 @@ class ImageParam(nn.Module):
         decay: spectrum exponent, ``1 / f**decay`` (fft: the learning-rate scale; maco: the magnitude).
         sd: standard deviation of the initial parameters.
         generator: CPU ``torch.Generator`` for the initial draw (reproducible on any device).
+        base: colour in [0, 1] (one value, or one per channel) the canvas starts from; None: grey 0.5.
     """
 
     def __init__(self, batch: int, channels: int, height: int, width: int, *, kind: str = "fft", decay: float = 1.0,
-                 sd: float = 0.01, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> None:
+                 sd: float = 0.01, generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+                 base: Sequence[float] | None = None) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -64,6 +67,10 @@ class ImageParam(nn.Module):
             init = torch.randn(batch, channels, height, width, generator=generator) * sd
         self.raw = nn.Parameter(init.to(device))
         self.register_buffer("color", torch.from_numpy(_COLOR_NORM).to(device), persistent=False)
+        # The colour the canvas starts from (and is pulled back to by the sigmoid): grey by default, the
+        # training data's mean when known, so a dark-background dataset's class images start dark.
+        b = torch.full((channels,), 0.5) if base is None else torch.tensor([float(v) for v in base]).expand(channels)
+        self.register_buffer("offset", torch.logit(b.clamp(0.02, 0.98)).view(1, channels, 1, 1).to(device), persistent=False)
 
     def forward(self) -> torch.Tensor:
         b, c, h, w = self.shape
@@ -77,7 +84,7 @@ class ImageParam(nn.Module):
             t = self.raw
         if c == 3:  # decorrelated colour -> RGB
             t = torch.einsum("bchw,dc->bdhw", t, self.color)
-        return torch.sigmoid(t)
+        return torch.sigmoid(t + self.offset)
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:

@@ -335,6 +335,7 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool, on
         _check_same_data(saved, run_dir, train_ds.class_names, len(train_ds))
     model, info = build_for_mode(cfg, train_ds.class_names, train_ds.channels, train_ds.image_size)
     info.config = {k: v for k, v in cfg.to_dict().items() if k not in ("resume", "stop_after", "max_steps")}
+    info.pixel_mean = train_ds.pixel_mean(info.in_chans)  # class images start from the data's own colour
     if saved is not None:
         try:
             model.load_state_dict(saved["state_dict"])

@@ -12,12 +12,13 @@ DISPLAY_PX = 128
 
 
 def maximize(job: ModelJob) -> list[Section]:
-    from cnnviz.explain.maximize import DEFAULT_LR, DEFAULT_VIEWS, maximize_classes
+    from cnnviz.explain.maximize import DEFAULT_LR, DEFAULT_VIEWS, default_canvas, maximize_classes
 
     cfg, info = job.cfg, job.info
     classes = list(range(min(info.num_classes, cfg.max_classes)))
     params = {"classes": classes, "steps": cfg.maximize_steps, "size": cfg.maximize_size, "seed": cfg.seed,
-              "loop": {"views": repr(DEFAULT_VIEWS), "lr": DEFAULT_LR}}  # a new default loop recomputes cached images
+              "loop": {"views": repr(DEFAULT_VIEWS), "lr": DEFAULT_LR, "canvas": cfg.maximize_size or default_canvas(info),
+                       "base": info.pixel_mean}}  # a new default loop recomputes cached images
 
     def compute(tmp: Path) -> dict[str, Any]:
         import numpy as np
@@ -32,4 +33,6 @@ def maximize(job: ModelJob) -> list[Section]:
     d, meta = job.get("-", "maximize", params, compute)
     items = [Item(src=job.rel(d / f"class{c}.png"), caption=info.class_names[c], cls=info.class_names[c]) for c in meta["classes"]]
     return [Section(id="maximize", title="Class-maximizing images", pixelated=True, items=items,
-                    note=f"Inputs optimized to maximize each class logit ({cfg.maximize_steps} steps, {cfg.maximize_size or info.input_size[1]} px).")]
+                    note=f"Inputs optimized to maximize each class logit ({cfg.maximize_steps} steps, "
+                         f"{cfg.maximize_size or default_canvas(info)} px canvas"
+                         + (", starting from the training data's mean colour" if info.pixel_mean else "") + ").")]
