@@ -30,7 +30,7 @@ def main() -> None:
     from PIL import Image
 
     from cnnviz.models import load_model
-    from cnnviz.render import label, tile, titled
+    from cnnviz.render import display_image, label, tile, titled
 
     res = json.loads(Path(a.results).read_text())
     steps = a.steps or max(res["steps"])
@@ -46,17 +46,22 @@ def main() -> None:
         theirs = list(z[f"step{steps}"][: a.n])
     theirs = [np.repeat(t, 3, axis=2) if t.shape[2] == 1 else t for t in theirs]
     tiles = []
+    px = a.upscale * max(im.shape[0] for im in ours + theirs)  # the tools' canvases may differ (small models)
     for tool, imgs in (("cnnviz", ours), ("lucent", theirs)):
         for k, (im, c) in enumerate(zip(imgs, classes)):
-            big = im.repeat(a.upscale, 0).repeat(a.upscale, 1)
+            big = display_image(im, px)
             verdict = "ok" if hits[f"{tool}_hits"][k] else "--"
             tiles.append(label(big, f"{verdict} {names[c].split(',')[0][:14]}", scale=0.5))
     grid = tile(tiles, ncols=len(classes))
     judge = res["judges"][0]
-    size = res.get("size") or "native"
+    size = f"{res['size']}-px canvas" if res.get("size") else "each tool's default canvas"
+
+    def short(spec: str) -> str:  # a checkpoint is named by its run folder
+        return Path(spec).parent.name if spec.endswith(".pt") else spec
+
     d = entry["hits"][f"{judge}@{steps}"]
-    titled(grid, f"Class images on {res['model']}: cnnviz (top row) vs lucent (bottom), first {len(classes)} classes of draw {a.draw}",
-           a.out, subtitle=f"{steps} steps, {size}-px canvas, seed {res['seed']}; ok = {judge} has the class in its top 5 "
+    titled(grid, f"Class images on {short(res['model'])}: cnnviz (top row) vs lucent (bottom), first {len(classes)} classes of draw {a.draw}",
+           a.out, subtitle=f"{steps} steps, {size}, seed {res['seed']}; ok = {short(judge)} has the class in its top 5 "
                            f"(this draw: cnnviz {d['cnnviz']:.0%}, lucent {d['lucent']:.0%} of {d['n']})")
     print(f"wrote {a.out}")
 

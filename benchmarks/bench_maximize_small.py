@@ -1,0 +1,121 @@
+"""Class images of small-input checkpoints (28-64 px): which loop settings give images OTHER models recognize.
+
+Each ``--maker`` checkpoint makes one image per class (all classes in one batch) for every ``--seeds`` seed and
+every ``--variant``; every image is classified by the maker itself and by each ``--judge`` that is not the
+maker (a hit: the class is the judge's top 1). Reported per variant: hits by the makers themselves and by the
+other models, pooled over makers and seeds, with Wilson 95% intervals. Seeds of one maker often converge to
+similar images, so the makers and the classes, not the seeds, are the independent samples.
+
+Variants are ``NAME=JSON`` keyword arguments of ``cnnviz.explain.maximize.maximize`` (``"views"`` becomes a
+``Views``). The defaults compare the loop before and after the small-input change (canvas twice the input,
+start from the data's mean colour), each half of it alone, and lucent's transform magnitudes at their pixel
+sizes (``strength`` 4):
+
+    python benchmarks/bench_maximize_small.py --maker a/ckpt.pt --maker b/ckpt.pt --judge a/ckpt.pt \\
+        --judge b/ckpt.pt --judge c/ckpt.pt --seeds 0,1,2 --steps 96
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_maximize import wilson  # noqa: E402  (the same interval as the ImageNet benchmark)
+
+VARIANTS = {
+    "before (input canvas, grey start)": {"size": "input", "base": 0.5},
+    "canvas x2 only": {"base": 0.5},
+    "data colour only": {"size": "input"},
+    "default (canvas x2, data colour)": {},
+    "lucent transforms x4": {"views": {"kind": "lucent", "n": 1, "strength": 4.0}},
+}
+
+
+def top1_hits(model, info, images: np.ndarray, classes: list[int]) -> np.ndarray:
+    """``(N,)`` 1.0 where ``model``'s top class for image ``i`` is ``classes[i]``."""
+    import torch
+
+    from cnnviz.images import preprocess
+
+    with torch.no_grad():
+        z = torch.cat([model(torch.cat([preprocess(im, info) for im in images[i:i + 25]])) for i in range(0, len(images), 25)])
+    return (z.argmax(1) == torch.tensor(classes)).float().numpy()
+
+
+def kwargs_for(spec: dict, info) -> dict:
+    from cnnviz.explain.fvtransforms import Views
+
+    kw = dict(spec)
+    if kw.get("size") == "input":
+        kw["size"] = int(info.input_size[1])
+    if isinstance(kw.get("base"), (int, float)):
+        kw["base"] = (float(kw["base"]),) * info.in_chans
+    if "views" in kw:
+        kw["transforms"] = Views(**{k: tuple(v) if isinstance(v, list) else v for k, v in kw.pop("views").items()})
+    return kw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--maker", action="append", required=True, help="checkpoint that makes the images (repeatable)")
+    ap.add_argument("--judge", action="append", default=[], help="checkpoint that classifies them (repeatable)")
+    ap.add_argument("--variant", action="append", default=None, metavar="NAME=JSON", help="loop settings [the set above]")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--steps", type=int, default=96)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", dest="json_out", default=None)
+    a = ap.parse_args()
+
+    import torch
+
+    from cnnviz.explain.maximize import class_objective, maximize
+    from cnnviz.models import load_model
+
+    torch.set_num_threads(a.threads)
+    variants = dict(v.split("=", 1) for v in a.variant) if a.variant else None
+    variants = {k: json.loads(v) for k, v in variants.items()} if variants else VARIANTS
+    makers = {m: load_model(m) for m in a.maker}
+    judges = {j: makers[j] if j in makers else load_model(j) for j in a.judge}
+    seeds = [int(s) for s in a.seeds.split(",")]
+    results = {}
+    print(f"{a.steps} steps, seeds {seeds}; makers {a.maker}; judges {a.judge}; top-1 hits (Wilson 95%)")
+    for name, spec in variants.items():
+        own, other, per_judge, t0 = [], [], {}, time.perf_counter()
+        for mk, (model, info) in makers.items():
+            classes = list(range(info.num_classes))
+            imgs = np.concatenate([maximize(model, info, class_objective(classes), batch=len(classes), steps=a.steps, seed=s,
+                                            **kwargs_for(spec, info)).images for s in seeds])
+            cls = classes * len(seeds)
+            own.append(top1_hits(model, info, imgs, cls))
+            for jn, (jm, ji) in judges.items():
+                if jn == mk:
+                    continue
+                h = top1_hits(jm, ji, imgs, cls)
+                other.append(h)
+                per_judge.setdefault(jn, []).append(h)
+        own_h, other_h = np.concatenate(own), np.concatenate(other) if other else np.zeros(0)
+
+        def rate(h: np.ndarray) -> str:
+            lo, hi = wilson(int(h.sum()), len(h))
+            return f"{int(h.sum())}/{len(h)} = {h.mean():.0%} [{lo:.0%}-{hi:.0%}]" if len(h) else "-"
+
+        print(f"{name:36s} itself {rate(own_h):24s} other models {rate(other_h):24s} ({time.perf_counter() - t0:.0f} s)")
+        for jn, hs in per_judge.items():
+            print(f"{'':36s}   judge {jn}: {rate(np.concatenate(hs))}")
+        results[name] = {"spec": spec, "itself": own_h.tolist(), "others": other_h.tolist(),
+                         "per_judge": {jn: np.concatenate(hs).tolist() for jn, hs in per_judge.items()}}
+    if a.json_out:
+        from cnnviz.atomic import dumps_json, write_text
+
+        write_text(a.json_out, dumps_json({"steps": a.steps, "seeds": seeds, "makers": a.maker, "judges": a.judge,
+                                           "variants": results}))
+
+
+if __name__ == "__main__":
+    main()
