@@ -1,7 +1,11 @@
 """The seeds' experiments reproduced (CPU-sized) with cnnviz's own commands: docs/reproductions.md.
 
-Subcommands (one per reproduction of issue 10; reproduction 1, the image-size study, is
+Subcommands (one per reproduction of issue 10; reproduction 1's image-size study is
 ``benchmarks/bench_recipes.py --study size``):
+
+* ``transfer`` (reproduction 1, seed "CNN: transfer learning, fine tuning and linear probing"): the tables of a
+  finished full ``cnnviz demo`` (scratch / LP / FT / LP-FT Lite0 at equal images, size and epochs, plus
+  simplecnn): ``--demo-out DIR``.
 
 * ``folder``: write a 3-class photo folder (cat / horse / ship) from the CIFAR-10 archive, read through
   cnnviz's own CIFAR loader: ``FOLDER/train/<class>/*.png`` (``--per-class`` each, stratified by seed 0)
@@ -24,6 +28,7 @@ Each run records the 1-minute load average before it and the 1/5/15-minute ones 
     python benchmarks/bench_seeds.py modulo5 --data-root DIR [--limit 1000] [--eval-limit 1000]
     python benchmarks/bench_seeds.py lr --data-root DIR
     python benchmarks/bench_seeds.py models --data-root DIR
+    cnnviz demo --data-root DIR --out demo-full && python benchmarks/bench_seeds.py transfer --demo-out demo-full
 """
 
 from __future__ import annotations
@@ -170,11 +175,28 @@ def study_models(a: argparse.Namespace) -> None:
     per_class_table(rows)
 
 
+def study_transfer(a: argparse.Namespace) -> None:
+    """Reproduction 1 at CPU size: the tables of a finished full ``cnnviz demo --out DIR`` (its runs are the study:
+    every Lite0 mode at the same images, size and epochs, plus simplecnn). Run the demo first."""
+    from cnnviz.report.demo import demo_runs
+
+    root = Path(a.demo_out) / "runs"
+    rows = []
+    for name, _ in demo_runs(False, "cifar10"):
+        m = root / name / "metrics.json"
+        if not m.is_file():
+            raise SystemExit(f"{m} is missing: run `cnnviz demo --data-root DIR --out {a.demo_out}` first.")
+        rows.append((name, json.loads(m.read_text()), "-"))
+    train_table(rows)
+    per_class_table(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="study", required=True)
     for name, limit, epochs, size, mode in (("folder", 0, 0, 0, "lp"), ("user-cnn", 0, 3, 96, "lp"), ("modulo5", 1000, 3, 64, "lp"),
-                                            ("lr", 1000, 3, 32, "scratch"), ("models", 1000, 3, 96, "lp")):
+                                            ("lr", 1000, 3, 32, "scratch"), ("models", 1000, 3, 96, "lp"),
+                                            ("transfer", 0, 0, 0, "lpft")):
         p = sub.add_parser(name)
         p.add_argument("--data-root", default=None)
         p.add_argument("--out", default="bench-runs")
@@ -191,11 +213,13 @@ def main() -> None:
         p.add_argument("--mode", default=mode, help="lr: the swept mode; models: the compared mode")
         p.add_argument("--model", default="simplecnn", help="lr: the swept model")
         p.add_argument("--lrs", default="3e-4,1e-3,3e-3", help="lr: learning rates")
+        p.add_argument("--demo-out", default="demo-out", help="transfer: the folder of a finished full `cnnviz demo`")
     a = ap.parse_args()
     if a.study == "folder":
         print(make_folder(a.data_root, a.folder, a.per_class, a.test_per_class, a.seed))
     else:
-        {"user-cnn": study_user_cnn, "modulo5": study_modulo5, "lr": study_lr, "models": study_models}[a.study](a)
+        {"user-cnn": study_user_cnn, "modulo5": study_modulo5, "lr": study_lr, "models": study_models,
+         "transfer": study_transfer}[a.study](a)
 
 
 if __name__ == "__main__":

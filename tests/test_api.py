@@ -93,9 +93,9 @@ def test_inside_the_network(tiny_cnn, rgb_image):
     erf = cnnviz.effective_receptive_field(model, "features.3", info=info, n=2)
     assert erf.heat.shape == (32, 32) and abs(float(erf.heat.sum()) - 1) < 1e-4
     imgs = cnnviz.maximize(model, info, ["class_1", 2], steps=2)
-    assert imgs.shape == (2, 32, 32, 3) and imgs.dtype == np.uint8
+    assert imgs.shape == (2, 64, 64, 3) and imgs.dtype == np.uint8  # a 32-px model: canvas twice its input
     unit = cnnviz.maximize(model, info, layer="features.3", channel=1, steps=2)
-    assert unit.shape == (1, 32, 32, 3)
+    assert unit.shape == (1, 64, 64, 3)
     pic = cnnviz.show(rgb_image, grid, erf.heat / erf.heat.max(), titles=["photo", "filters", "ERF"], height=64)
     assert pic.size[1] == 64 and pic.mode == "RGB"
 
