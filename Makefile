@@ -37,7 +37,7 @@ demo: setup
 	$(VENV)/bin/cnnviz demo --quick $(DEMO_DATA) --out demo-out
 
 demo-full: setup
-	$(VENV)/bin/cnnviz demo $(DEMO_DATA) --out demo-out
+	$(VENV)/bin/cnnviz demo $(DEMO_DATA) --out demo-full
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
