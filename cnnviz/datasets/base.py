@@ -87,7 +87,7 @@ class LabeledImages:
             f = a.reshape(-1, 1) if a.ndim == 2 else a.reshape(-1, 3)
             sums += f.mean(axis=0) if f.shape[1] == 3 else np.repeat(f.mean(), 3)
             count += 1
-        rgb = sums / max(count, 1) / 255.0 if count else np.full(3, 0.5)
+        rgb = sums / count / 255.0 if count else np.full(3, 0.5)
         return tuple(float(v) for v in rgb) if channels == 3 else (float(rgb.mean()),) * channels
 
     def __repr__(self) -> str:

@@ -69,7 +69,8 @@ class ImageParam(nn.Module):
         self.register_buffer("color", torch.from_numpy(_COLOR_NORM).to(device), persistent=False)
         # The colour the canvas starts from (and is pulled back to by the sigmoid): grey by default, the
         # training data's mean when known, so a dark-background dataset's class images start dark.
-        b = torch.full((channels,), 0.5) if base is None else torch.tensor([float(v) for v in base]).expand(channels)
+        b = torch.tensor([0.5] if base is None else [float(v) for v in base])
+        b = b.expand(channels) if b.numel() in (1, channels) else b.mean().expand(channels)  # RGB base, grey model
         self.register_buffer("offset", torch.logit(b.clamp(0.02, 0.98)).view(1, channels, 1, 1).to(device), persistent=False)
 
     def forward(self) -> torch.Tensor:
