@@ -7,12 +7,19 @@ other models, pooled over makers and seeds, with Wilson 95% intervals. Seeds of 
 similar images, so the makers and the classes, not the seeds, are the independent samples.
 
 Variants are ``NAME=JSON`` keyword arguments of ``cnnviz.explain.maximize.maximize`` (``"views"`` becomes a
-``Views``). The defaults compare the loop before and after the small-input change (canvas twice the input,
-start from the data's mean colour), each half of it alone, and lucent's transform magnitudes at their pixel
-sizes (``strength`` 4):
+``Views``; ``"mode"`` is the class objective's, ``"steps"`` overrides ``--steps``; ``"base": "colour"`` is the
+maker's recorded mean colour, a number a grey level, ``"size": "input"`` the model's input side). The defaults
+retrace the small-input changes one at a time - the 28/32-px canvas from grey; the canvas twice the input
+and the data's mean colour (the earlier default); the data's mean image; the BatchNorm prior (today's
+default) - plus two alternatives: the prior pooled over the batch, and lucent's transform magnitudes at
+their pixel sizes (``strength`` 4).
+
+``--data`` gives makers whose checkpoint predates them the mean colour and mean image ``cnnviz train`` now
+records (from 512 evenly spaced training images of the whole split, where the trainer takes its
+``--limit`` subset), so the default variant is what a user with a new checkpoint gets:
 
     python benchmarks/bench_maximize_small.py --maker a/ckpt.pt --maker b/ckpt.pt --judge a/ckpt.pt \\
-        --judge b/ckpt.pt --judge c/ckpt.pt --seeds 0,1,2 --steps 96
+        --judge b/ckpt.pt --judge c/ckpt.pt --seeds 0,1,2 --steps 96 --data fashion-mnist
 """
 
 from __future__ import annotations
@@ -29,10 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_maximize import wilson  # noqa: E402  (the same interval as the ImageNet benchmark)
 
 VARIANTS = {
-    "before (input canvas, grey start)": {"size": "input", "base": 0.5},
-    "canvas x2 only": {"base": 0.5},
-    "data colour only": {"size": "input"},
-    "default (canvas x2, data colour)": {},
+    "input canvas, grey start": {"size": "input", "base": 0.5, "bn_prior": 0.0},
+    "canvas x2, data colour": {"base": "colour", "bn_prior": 0.0},
+    "+ data mean image": {"bn_prior": 0.0},
+    "+ BN prior (default)": {},
+    "BN prior pooled over the batch": {"bn_groups": "batch"},
     "lucent transforms x4": {"views": {"kind": "lucent", "n": 1, "strength": 4.0}},
 }
 
@@ -48,12 +56,26 @@ def top1_hits(model, info, images: np.ndarray, classes: list[int]) -> np.ndarray
     return (z.argmax(1) == torch.tensor(classes)).float().numpy()
 
 
+def fill_data_stats(info, spec: str, data_root: str | None) -> None:
+    """Give ``info`` the mean colour and mean image of ``spec``'s training split if its checkpoint lacks them."""
+    from cnnviz.checkpoint import mean_image_size
+    from cnnviz.data import open_split
+
+    ds = open_split(spec, "train", data_root=data_root)
+    if info.pixel_mean is None:
+        info.pixel_mean = ds.pixel_mean(info.in_chans)
+    if info.mean_image is None:
+        info.mean_image = ds.mean_image(info.in_chans, mean_image_size(info.input_size))
+
+
 def kwargs_for(spec: dict, info) -> dict:
     from cnnviz.explain.fvtransforms import Views
 
     kw = dict(spec)
     if kw.get("size") == "input":
         kw["size"] = int(info.input_size[1])
+    if kw.get("base") == "colour":
+        kw["base"] = info.pixel_mean
     if isinstance(kw.get("base"), (int, float)):
         kw["base"] = (float(kw["base"]),) * info.in_chans
     if "views" in kw:
@@ -70,6 +92,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=96)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", dest="json_out", default=None)
+    ap.add_argument("--data", default=None, help="the makers' dataset: fills in the statistics old checkpoints lack")
+    ap.add_argument("--data-root", default=None)
     a = ap.parse_args()
 
     import torch
@@ -81,16 +105,22 @@ def main() -> None:
     variants = dict(v.split("=", 1) for v in a.variant) if a.variant else None
     variants = {k: json.loads(v) for k, v in variants.items()} if variants else VARIANTS
     makers = {m: load_model(m) for m in a.maker}
+    if a.data:
+        for _, info in makers.values():
+            fill_data_stats(info, a.data, a.data_root)
     judges = {j: makers[j] if j in makers else load_model(j) for j in a.judge}
     seeds = [int(s) for s in a.seeds.split(",")]
     results = {}
     print(f"{a.steps} steps, seeds {seeds}; makers {a.maker}; judges {a.judge}; top-1 hits (Wilson 95%)")
     for name, spec in variants.items():
-        own, other, per_judge, t0 = [], [], {}, time.perf_counter()
+        own, other, per_judge, per_maker, t0 = [], [], {}, {}, time.perf_counter()
         for mk, (model, info) in makers.items():
             classes = list(range(info.num_classes))
-            imgs = np.concatenate([maximize(model, info, class_objective(classes), batch=len(classes), steps=a.steps, seed=s,
-                                            **kwargs_for(spec, info)).images for s in seeds])
+            kw = kwargs_for(spec, info)
+            objective = class_objective(classes, kw.pop("mode", "logit"))
+            steps = kw.pop("steps", a.steps)
+            imgs = np.concatenate([maximize(model, info, objective, batch=len(classes), steps=steps, seed=s, **kw).images
+                                   for s in seeds])
             cls = classes * len(seeds)
             own.append(top1_hits(model, info, imgs, cls))
             for jn, (jm, ji) in judges.items():
@@ -99,6 +129,7 @@ def main() -> None:
                 h = top1_hits(jm, ji, imgs, cls)
                 other.append(h)
                 per_judge.setdefault(jn, []).append(h)
+                per_maker.setdefault(mk, []).append(h)
         own_h, other_h = np.concatenate(own), np.concatenate(other) if other else np.zeros(0)
 
         def rate(h: np.ndarray) -> str:
@@ -108,12 +139,15 @@ def main() -> None:
         print(f"{name:36s} itself {rate(own_h):24s} other models {rate(other_h):24s} ({time.perf_counter() - t0:.0f} s)")
         for jn, hs in per_judge.items():
             print(f"{'':36s}   judge {jn}: {rate(np.concatenate(hs))}")
+        for mk, hs in per_maker.items():
+            print(f"{'':36s}   maker {mk}: others {rate(np.concatenate(hs))}")
         results[name] = {"spec": spec, "itself": own_h.tolist(), "others": other_h.tolist(),
-                         "per_judge": {jn: np.concatenate(hs).tolist() for jn, hs in per_judge.items()}}
+                         "per_judge": {jn: np.concatenate(hs).tolist() for jn, hs in per_judge.items()},
+                         "per_maker": {mk: np.concatenate(hs).tolist() for mk, hs in per_maker.items()}}
     if a.json_out:
         from cnnviz.atomic import dumps_json, write_text
 
-        write_text(a.json_out, dumps_json({"steps": a.steps, "seeds": seeds, "makers": a.maker, "judges": a.judge,
+        write_text(a.json_out, dumps_json({"steps": a.steps, "seeds": seeds, "makers": a.maker, "judges": a.judge, "data": a.data,
                                            "variants": results}))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from cnnviz.cli.common import STEPS, device_option, emit_json, info, json_option, seed_option
+from cnnviz.report.config import CLASS_IMAGE_STEPS
 
 PARTIAL_EXIT = 3
 
@@ -59,7 +60,7 @@ def _print_notes(stats: Any) -> None:
 @click.option("--layers", "layers", multiple=True, help="Layers for filters / activation maps (comma-separated or repeated). Default: first and a mid-depth conv.")
 @click.option("--cam", "cam_methods", default="gradcam", show_default=True, help="CAM methods, comma-separated ('' for none).")
 @click.option("--attribute", "attr_methods", default="saliency", show_default=True, help="Attribution methods, comma-separated ('' for none).")
-@click.option("--maximize-steps", type=STEPS, default=64, show_default=True, help="Optimization steps per class-maximizing image.")
+@click.option("--maximize-steps", type=STEPS, default=CLASS_IMAGE_STEPS, show_default=True, help="Optimization steps per class-maximizing image.")
 @click.option("--max-classes", type=click.IntRange(1, 1000), default=10, show_default=True, help="Classes shown for maximize / top patches.")
 @click.option("--eval-limit", type=click.IntRange(4, 1_000_000), default=500, show_default=True, help="Test images used by the comparison.")
 @click.option("--no-compare", is_flag=True, help="Skip CKA / drift / agreement.")

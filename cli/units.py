@@ -86,6 +86,15 @@ def _finite_positive(ctx, param, value):  # noqa: ANN001, ANN202
     return value
 
 
+def _finite_weight(ctx, param, value):  # noqa: ANN001, ANN202
+    """A regularizer weight: finite and >= 0 (FloatRange alone would let ``nan`` through)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and 0 <= value <= 1e6):
+        raise click.BadParameter(f"{value} is not a finite number in [0, 1e6].")
+    return value
+
+
 class _OneLineErrors(click.Command):
     """Bad option values (out of bounds, not a number) end as one ``error:`` line, exit 2, like
     cnnviz's own checks, instead of click's three-line usage block."""
@@ -107,7 +116,7 @@ class _OneLineErrors(click.Command):
 @click.option("--channel", type=click.IntRange(min=0), default=None, help="Channel of --layer to maximize (mean over positions).")
 @click.option("--neuron", default=None, metavar="Y,X", help="Only the unit at this position of the channel.")
 @click.option("--steps", type=STEPS, default=128, show_default=True, help="Optimization steps.")
-@click.option("--size", type=IMAGE_SIDE, default=None, help="Canvas side in pixels [the model's input size].")
+@click.option("--size", type=IMAGE_SIDE, default=None, help="Canvas side in pixels [the model's input size; twice it under 64 px].")
 @click.option("--lr", type=float, callback=_finite_positive, default=None, help="Adam learning rate [0.1].")
 @click.option("--param", type=click.Choice(["fft", "maco", "pixel"]), default="fft", show_default=True,
               help="Decorrelated Fourier + colour; Fourier with a fixed natural-image magnitude (MACO); or raw pixels.")
@@ -117,6 +126,9 @@ class _OneLineErrors(click.Command):
               help="Random views of each image per step (objective averaged; cost grows with it).")
 @click.option("--view-size", type=IMAGE_SIDE, default=None,
               help="Side of the views the model sees [its input size]; smaller is cheaper (cost ~ side^2).")
+@click.option("--bn-prior", type=float, callback=_finite_weight, default=None,
+              help="Weight of the BatchNorm prior: keep each image's features at the statistics the model stored "
+                   "for its training data; 0: off [1 for models under 64 px, else 0].")
 @click.option("--objective", "class_mode", type=click.Choice(["logit", "logprob"]), default="logit", show_default=True,
               help="For classes: the raw logit, or its log-softmax (also pushes other classes down; saturates early).")
 @click.option("--diversity", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -132,12 +144,12 @@ class _OneLineErrors(click.Command):
 @device_option
 def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str | None, channel: int | None,
              neuron: str | None, steps: int, size: int | None, lr: float | None, param: str, transforms: str, n_views: int,
-             view_size: int | None, class_mode: str, diversity: int, diversity_weight: float, out: str | None,
+             view_size: int | None, bn_prior: float | None, class_mode: str, diversity: int, diversity_weight: float, out: str | None,
              each_dir: str | None, snapshots: str | None, as_json: bool, seed: int, device: str) -> None:
     """Synthesize the image that most excites a class (--class) or a unit (--layer --channel)."""
     from cnnviz.errors import CnnvizError
     from cnnviz.explain import objectives as O
-    from cnnviz.explain.maximize import DEFAULT_LR, check_unit, default_diversity_layer, maximize as run
+    from cnnviz.explain.maximize import DEFAULT_LR, check_unit, default_bn_prior, default_diversity_layer, maximize as run
     from cnnviz.render import label, save_png, tile, titled
 
     yx = _parse_yx(neuron)
@@ -172,9 +184,10 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
         for i in range(len(targets)):
             obj = obj + O.diversity(dlayer, diversity_weight, group=range(i * n, (i + 1) * n))
     lr = DEFAULT_LR if lr is None else lr
+    prior = default_bn_prior(minfo) if bn_prior is None else bn_prior
     with _bar(steps, "maximize") as bar:
         res = run(model, minfo, obj, batch=len(targets) * n, steps=steps, size=size, lr=lr, param=param,
-                  transforms=transforms, n_views=n_views, view_size=view_size, seed=seed, snapshots=shots,
+                  transforms=transforms, n_views=n_views, view_size=view_size, seed=seed, snapshots=shots, bn_prior=prior,
                   progress=_progress(bar))
     up = max(1, 160 // res.images.shape[1])  # small-input models: show pixels (nearest), not a thumbnail
     big = [im.repeat(up, 0).repeat(up, 1) for im in res.images]
@@ -184,7 +197,8 @@ def maximize(model_spec: str, weights: str, classes: tuple[str, ...], layer: str
     path = out or f"maximize-{slug}.png"
     what = ", ".join(names[:4]) + ("..." if len(names) > 4 else "")
     titled(grid, f"{minfo.label} - {what}", path,
-           subtitle=f"{steps} steps, {param}, {transforms} x{n_views}, lr {lr:g}, seed {seed}, {res.seconds:.1f}s")
+           subtitle=f"{steps} steps, {param}, {transforms} x{n_views}, lr {lr:g}"
+                    + (f", BN prior {prior:g}" if prior else "") + f", seed {seed}, {res.seconds:.1f}s")
     singles: list[str] = []
     if each_dir:
         Path(each_dir).mkdir(parents=True, exist_ok=True)

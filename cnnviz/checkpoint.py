@@ -13,6 +13,7 @@ Format (``format_version`` 1)::
       "input_size": [C, H, W], "in_chans": int, "mean": [float]*C, "std": [float]*C,
       "mode": "scratch" | "lp" | "ft" | "lpft" | None,
       "pixel_mean": [float]*C,         # mean of the training images in [0, 1] (optional)
+      "mean_image": Tensor (C, h, w),  # their mean image at the input size, h, w <= 64, in [0, 1] (optional)
       "metrics": {...}, "config": {...},
       "state_dict": {name: Tensor},
       "train_state": {...} | None,     # optimizer/scheduler/RNG/epoch for --resume (optional)
@@ -129,6 +130,31 @@ def _floats(data: dict, field: str, n: int, lo: float, hi: float, source: str) -
     return [float(x) for x in v]
 
 
+MEAN_IMAGE_SIDE = 64  # px: a mean image is blurry; larger inputs store it downsampled
+
+
+def mean_image_size(input_size: "tuple[int, int, int] | list[int]") -> tuple[int, int]:
+    """``(h, w)`` a checkpoint stores the mean image at: the input size, shrunk to fit ``MEAN_IMAGE_SIDE``."""
+    h, w = int(input_size[1]), int(input_size[2])
+    k = min(1.0, MEAN_IMAGE_SIDE / max(h, w))
+    return max(1, round(h * k)), max(1, round(w * k))
+
+
+def _mean_image(v: Any, c: int, source: str) -> Any:
+    """``v`` as a float32 ``(c, h, w)`` tensor in [0, 1] with h, w <= ``MEAN_IMAGE_SIDE``; else ``CheckpointError``."""
+    import torch
+
+    want = f"a float tensor (C={c}, h, w) with h, w in 1..{MEAN_IMAGE_SIDE} and values in [0, 1]"
+    if not isinstance(v, torch.Tensor) or not v.is_floating_point() or v.layout != torch.strided or v.dim() != 3:
+        raise _bad(source, "mean_image", want, type(v).__name__ if not isinstance(v, torch.Tensor) else tuple(v.shape))
+    if v.shape[0] != c or not all(1 <= int(s) <= MEAN_IMAGE_SIDE for s in v.shape[1:]):
+        raise _bad(source, "mean_image", want, tuple(v.shape))
+    v = v.detach().float()
+    if not bool(torch.isfinite(v).all()) or float(v.min()) < 0 or float(v.max()) > 1:
+        raise _bad(source, "mean_image", want, "values outside [0, 1]")
+    return v
+
+
 def check_class_names(names: Any, where: str = "class names") -> list[str]:
     """``names`` as a list of printable, non-empty strings of at most ``MAX_NAME`` characters; else ``CheckpointError``.
 
@@ -153,7 +179,8 @@ def validate_checkpoint(data: Any, source: str = "checkpoint", *, check_tensors:
     Checks types, lengths, ranges and consistency: ``num_classes`` an int in ``limits.NUM_CLASSES``;
     ``class_names`` absent/None or exactly ``num_classes`` non-empty strings; ``input_size`` ``[C, H, W]``
     with C in ``limits.IN_CHANS`` and H, W in ``limits.IMAGE_SIDE``; ``in_chans`` (if present) = C;
-    ``mean``/``std`` C finite numbers (std > 0); ``pixel_mean`` (optional) C numbers in [0, 1]; ``arch`` ``simplecnn``, ``timm:NAME`` or
+    ``mean``/``std`` C finite numbers (std > 0); ``pixel_mean`` (optional) C numbers in [0, 1]; ``mean_image`` (optional) a float tensor ``(C, h, w)``
+    with h, w in 1..``MEAN_IMAGE_SIDE`` and values in [0, 1]; ``arch`` ``simplecnn``, ``timm:NAME`` or
     ``torchvision:NAME``; ``arch_kwargs`` only options the arch takes, within their bounds; ``mode``
     one of ``MODES`` or None; ``metrics``/``config``/``train_state`` dicts or None; ``state_dict`` a
     non-empty ``{str: Tensor}`` of dense tensors without NaN/Infinity. Raises ``CheckpointError``
@@ -227,6 +254,8 @@ def validate_checkpoint(data: Any, source: str = "checkpoint", *, check_tensors:
     out["std"] = _floats(data, "std", c, 1e-6, 1e3, source)
     if data.get("pixel_mean") is not None:
         out["pixel_mean"] = _floats(data, "pixel_mean", c, 0.0, 1.0, source)
+    if data.get("mean_image") is not None:
+        out["mean_image"] = _mean_image(data["mean_image"], c, source)
 
     mode = data.get("mode")
     if mode is not None and mode not in MODES:

@@ -40,6 +40,8 @@ class ModelInfo:
     config: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the spec or path it came from
     pixel_mean: tuple[float, ...] | None = None  # mean of its training images in [0, 1] (checkpoints), per channel
+    # (C, h, w) float32 ndarray in [0, 1]: their mean image at the input size (checkpoints); not compared
+    mean_image: Any = field(default=None, compare=False, repr=False)
 
     @property
     def in_chans(self) -> int:
@@ -423,6 +425,7 @@ def info_from_checkpoint(data: dict[str, Any], source: str) -> ModelInfo:
         arch_kwargs=dict(data["arch_kwargs"]), weights="checkpoint", mode=data.get("mode"),
         metrics=dict(data.get("metrics") or {}), config=dict(data.get("config") or {}), source=source,
         pixel_mean=tuple(data["pixel_mean"]) if data.get("pixel_mean") is not None else None,
+        mean_image=data["mean_image"].numpy() if data.get("mean_image") is not None else None,
     )
 
 
@@ -464,6 +467,12 @@ def checkpoint_payload(model: "torch.nn.Module", info: ModelInfo, **extra: Any) 
     }
     if info.pixel_mean is not None:
         payload["pixel_mean"] = list(info.pixel_mean)
+    if info.mean_image is not None:
+        import torch
+
+        import numpy as np
+
+        payload["mean_image"] = torch.as_tensor(np.asarray(info.mean_image, dtype=np.float32))
     payload.update(extra)
     return payload
 

@@ -6,6 +6,7 @@ import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,6 +30,10 @@ def test_round_trip(tiny_cnn, tmp_path):
     assert linfo.pixel_mean is None  # optional: absent unless the trainer recorded it
     info.pixel_mean = (0.1, 0.2, 0.3)
     assert load_model(str(save_model(tmp_path / "ckpt.pt", model, info)))[1].pixel_mean == (0.1, 0.2, 0.3)
+    assert linfo.mean_image is None
+    info.mean_image = np.linspace(0, 1, 3 * 32 * 32, dtype=np.float32).reshape(3, 32, 32)
+    back = load_model(str(save_model(tmp_path / "ckpt.pt", model, info)))[1].mean_image
+    assert isinstance(back, np.ndarray) and back.dtype == np.float32 and np.array_equal(back, info.mean_image)
 
 
 class _Exploit:
@@ -147,6 +152,12 @@ MALFORMED = [
     ("std", {"std": ["a", "b", "c"]}),
     ("pixel_mean", {"pixel_mean": [0.5, 0.5]}),
     ("pixel_mean", {"pixel_mean": [1.5, 0.5, 0.5]}),
+    ("mean_image", {"mean_image": [[0.5]]}),
+    ("mean_image", {"mean_image": torch.full((1, 8, 8), 0.5)}),  # 1 channel for a 3-channel model
+    ("mean_image", {"mean_image": torch.full((3, 65, 8), 0.5)}),  # larger than MEAN_IMAGE_SIDE
+    ("mean_image", {"mean_image": torch.full((3, 8, 8), 1.5)}),
+    ("mean_image", {"mean_image": torch.full((3, 8, 8), float("nan"))}),
+    ("mean_image", {"mean_image": torch.full((3, 8, 8), 1, dtype=torch.uint8)}),
     ("input_size", {"input_size": [32, 32]}),
     ("input_size", {"input_size": [3, 100000, 100000]}),
     ("input_size", {"input_size": [3, 0, 32]}),

@@ -192,3 +192,20 @@ def test_folder_images_decode_like_the_explainers(tmp_path):
         img, label = ds[i]
         path = tmp_path / ds.class_names[label] / ("deep.png" if ds.class_names[label] == "a" else "alpha.png")
         np.testing.assert_array_equal(np.asarray(img.convert("RGB")), load_image(path))
+
+
+def test_mean_image_resizes_like_the_model_input_and_adapts_channels():
+    """The mean image equals the mean of what the model sees (the one transform, mean 0 / std 1), RGB or grey."""
+    from cnnviz.datasets.base import ArrayImages
+    from cnnviz.transforms import to_tensor
+
+    a = np.zeros((2, 6, 6, 3), np.uint8)
+    a[0, :, :3, 0] = 255  # image 0: left half red
+    a[1, ..., 2] = 200  # image 1: all blue
+    ds = ArrayImages(a, [0, 1], ["x", "y"], name="t")
+    for chans in (3, 1):
+        seen = np.mean([to_tensor(im, (0.0,) * chans, (1.0,) * chans, (4, 4))[0].numpy() for im in a], axis=0)
+        got = ds.mean_image(chans, (4, 4))
+        assert got.shape == (chans, 4, 4) and got.dtype == np.float32
+        np.testing.assert_allclose(got, seen, atol=2e-3)  # luminance: PIL's fixed-point formula vs float weights
+    assert ds.mean_image(3, (4, 4))[0, :, 0].min() > 0.4 > 0.1 > ds.mean_image(3, (4, 4))[0, :, 3].max()

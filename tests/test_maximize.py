@@ -121,6 +121,12 @@ def test_small_models_get_a_larger_canvas_and_start_from_the_data_colour():
     assert abs(float(grey.mean()) - 127.5) < 3 and abs(float(dark.mean()) - 25.5) < 3
     override = maximize(model, replace(info, pixel_mean=(0.1,)), O.class_logit(3), steps=1, lr=1e-6, seed=0, base=(0.9,))
     assert abs(float(override.images.mean()) - 229.5) < 3
+    # a recorded mean image wins over the colour: the canvas starts as that image, resized to the canvas
+    half = np.zeros((1, 28, 28), np.float32)
+    half[:, :, 14:] = 0.8
+    start = maximize(model, replace(info, pixel_mean=(0.1,), mean_image=half), O.class_logit(3), steps=1, lr=1e-6, seed=0).images
+    assert start.shape == (1, 56, 56, 3)
+    assert float(start[0, :, :24].mean()) < 10 and abs(float(start[0, :, 32:].mean()) - 204) < 4
 
 
 def test_fft_param_spectrum_and_views_are_reproducible():
@@ -232,6 +238,8 @@ def test_cli_maximize_writes_png_and_rejects_bad_input(tmp_path):
     (["--class", "1", "--lr", "nan"], "--lr"),
     (["--class", "1", "--lr", "inf"], "--lr"),
     (["--class", "1", "--lr", "0"], "--lr"),
+    (["--class", "1", "--bn-prior", "-1"], "--bn-prior"),
+    (["--class", "1", "--bn-prior", "nan"], "--bn-prior"),
     (["--class", "1", "--lr", "-1"], "--lr"),
     (["--class", "1,99"], "99"),
     (["--class", "1,,2"], "empty"),
@@ -287,3 +295,26 @@ def test_parse_classes_keeps_names_with_commas_whole():
     assert _parse_classes(("all",), info) == [0, 1, 2]
     with pytest.raises(TargetError):
         _parse_classes(("goldfish,nope",), info)
+
+
+def test_the_batchnorm_prior_is_on_by_default_only_for_small_models_with_their_own_statistics():
+    from dataclasses import replace
+
+    from cnnviz.explain.maximize import DEFAULT_BN_PRIOR, default_bn_prior
+    from cnnviz.models import build_model
+
+    _, info = build_model("simplecnn", num_classes=4, in_chans=1, arch_kwargs={"width": 4, "depth": 2}, input_size=(28, 28))
+    scratch = replace(info, weights="checkpoint", mode="scratch")
+    assert default_bn_prior(scratch) == DEFAULT_BN_PRIOR > 0
+    assert default_bn_prior(replace(scratch, input_size=(1, 96, 96))) == 0.0  # not a small-input model
+    probe = replace(scratch, mode="lp")  # a probe keeps the pretrained (ImageNet) statistics
+    assert default_bn_prior(probe) == 0.0 == default_bn_prior(replace(scratch, mode="ft", config={"bn": "auto"}))
+    assert default_bn_prior(replace(scratch, mode="ft", config={"bn": "train"})) == DEFAULT_BN_PRIOR
+
+
+def test_bn_prior_out_of_range_is_refused():
+    model, info = color_net()
+    with pytest.raises(CnnvizError):
+        maximize(model, info, O.class_logit(0), steps=1, bn_prior=-1.0)
+    with pytest.raises(CnnvizError):
+        maximize(model, info, O.class_logit(0), steps=1, bn_groups="layer")

@@ -60,6 +60,10 @@ def test_scratch_run_writes_run_dir(scratch_run):
     train_ds = open_split("fashion-mnist", "train", limit=160, seed=0)
     want = np.mean([train_ds.array(i).mean() for i in range(len(train_ds))]) / 255
     assert len(info.pixel_mean) == 1 and info.pixel_mean[0] == pytest.approx(want, abs=1e-6) and 0.2 < want < 0.4
+    # ... and their mean image at the input size: a garment silhouette, bright in the middle, black at the corners
+    want_img = np.mean([train_ds.array(i) for i in range(len(train_ds))], axis=0) / 255
+    assert info.mean_image.shape == (1, 28, 28) and np.allclose(info.mean_image[0], want_img, atol=1e-5)
+    assert info.mean_image[0, 10:18, 10:18].mean() > 0.4 > 0.05 > info.mean_image[0, :3, :3].mean()
     # the checkpoint scores the same on the same evaluation images
     ev = evaluate_model(model, info, open_split("fashion-mnist", "test", limit=80, seed=0))
     assert ev["accuracy"] == pytest.approx(m["test_accuracy"]) and ev["confusion"] == disk["confusion"]

@@ -90,6 +90,34 @@ class LabeledImages:
         rgb = sums / count / 255.0 if count else np.full(3, 0.5)
         return tuple(float(v) for v in rgb) if channels == 3 else (float(rgb.mean()),) * channels
 
+    def mean_image(self, channels: int, size: tuple[int, int], n: int = 512) -> np.ndarray:
+        """``(channels, h, w) float32`` in [0, 1]: the mean of (up to) ``n`` evenly spaced images, each
+        resized to ``size`` as the model's input is (the whole image, antialiased bilinear) and adapted to
+        ``channels`` (RGB -> grey by luminance, grey -> RGB by replication). Class images start from it: on
+        Fashion-MNIST it is a garment-shaped silhouette on black, on CIFAR-10 a nearly even grey-brown.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from cnnviz.transforms import LUMA
+
+        h, w = int(size[0]), int(size[1])
+        idx = np.linspace(0, len(self) - 1, num=min(n, len(self))).round().astype(np.int64) if len(self) else []
+        total, count = torch.zeros(1, 3, h, w), 0
+        for i in idx:
+            a = self.array(int(i))
+            if a is None:
+                continue
+            t = torch.from_numpy(np.array(a, dtype=np.float32)).div_(255.0)  # a copy: the source may be read-only
+            t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
+            t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
+            total += t.expand(1, 3, h, w)
+            count += 1
+        mean = (total / count)[0] if count else torch.full((3, h, w), 0.5)
+        if channels != 3:
+            mean = (mean * torch.tensor(LUMA).view(3, 1, 1)).sum(0, keepdim=True).expand(channels, h, w)
+        return mean.contiguous().numpy().astype(np.float32)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {len(self)} images, {self.num_classes} classes)"
 

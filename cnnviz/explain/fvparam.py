@@ -69,9 +69,14 @@ class ImageParam(nn.Module):
         self.register_buffer("color", torch.from_numpy(_COLOR_NORM).to(device), persistent=False)
         # The colour the canvas starts from (and is pulled back to by the sigmoid): grey by default, the
         # training data's mean when known, so a dark-background dataset's class images start dark.
-        b = torch.tensor([0.5] if base is None else [float(v) for v in base])
-        b = b.expand(channels) if b.numel() in (1, channels) else b.mean().expand(channels)  # RGB base, grey model
-        self.register_buffer("offset", torch.logit(b.clamp(0.02, 0.98)).view(1, channels, 1, 1).to(device), persistent=False)
+        if base is not None and np.ndim(base) == 3:  # a mean image (C', h, w): resized to the canvas
+            b = torch.as_tensor(np.asarray(base, dtype=np.float32))[None]
+            b = b.mean(1, keepdim=True).expand(1, channels, -1, -1) if b.shape[1] != channels else b
+            b = torch.nn.functional.interpolate(b, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        else:
+            b = torch.tensor([0.5] if base is None else [float(v) for v in base])
+            b = (b.expand(channels) if b.numel() in (1, channels) else b.mean().expand(channels)).view(1, channels, 1, 1)
+        self.register_buffer("offset", torch.logit(b.clamp(0.02, 0.98)).to(device), persistent=False)
 
     def forward(self) -> torch.Tensor:
         b, c, h, w = self.shape

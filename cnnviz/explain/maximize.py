@@ -118,6 +118,38 @@ def default_canvas(info: "ModelInfo") -> int:  # noqa: F821
     return 2 * h if h < SMALL_INPUT else h
 
 
+DEFAULT_BN_PRIOR = 1.0  # chosen on the small-input tuning makers (benchmarks/bench_maximize_small.py)
+
+
+def batchnorm_fits_data(info: "ModelInfo") -> bool:  # noqa: F821
+    """Whether the model's BatchNorm statistics were measured on the data its classes come from: a model
+    trained from scratch, or fine-tuned with ``--bn train``. A linear probe or a fine-tune with frozen
+    statistics (the default when pretrained) keeps ImageNet's, which would pull a Fashion-MNIST image
+    toward ImageNet's statistics; a model loaded by name (``efficientnet_lite0``) has its own data's."""
+    if info.weights != "checkpoint":
+        return True
+    return info.mode == "scratch" or (info.mode in ("ft", "lpft") and info.config.get("bn") == "train")
+
+
+def default_bn_prior(info: "ModelInfo") -> float:  # noqa: F821
+    """The BatchNorm prior's weight for ``info``'s model: ``DEFAULT_BN_PRIOR`` under ``SMALL_INPUT`` px when
+    its statistics fit its data (``batchnorm_fits_data``), else 0.
+
+    On 28-32 px checkpoints trained from scratch the prior raised how often other models recognized the
+    class images (docs/units.md, "Small-input models").
+    """
+    small = int(info.input_size[1]) < SMALL_INPUT
+    return DEFAULT_BN_PRIOR if small and batchnorm_fits_data(info) else 0.0
+
+
+def default_base(info: "ModelInfo") -> "np.ndarray | tuple[float, ...] | None":  # noqa: F821
+    """What the canvas starts from: the training data's mean image when the checkpoint has one, else its
+    mean colour, else None (grey). On Fashion-MNIST the mean image is a garment silhouette on black, and
+    other models recognized the class images more often (docs/units.md, "Small-input models")."""
+    mean_image = getattr(info, "mean_image", None)
+    return mean_image if mean_image is not None else getattr(info, "pixel_mean", None)
+
+
 def maximize(
     model: nn.Module,
     info: "ModelInfo",  # noqa: F821
@@ -137,6 +169,10 @@ def maximize(
     progress: Progress | None = None,
     snapshots: Sequence[int] = (),
     base: Sequence[float] | None = None,
+    bn_prior: float | None = None,
+    bn_groups: str = "image",
+    tv: float = 0.0,
+    l1: float = 0.0,
 ) -> MaximizeResult:
     """Optimize ``batch`` images to maximize ``objective`` on ``model``.
 
@@ -159,12 +195,22 @@ def maximize(
         progress: called as ``progress(step, steps)`` after each step.
         snapshots: also keep the images after these step counts (``result.snapshots[k]``); with a
             constant schedule they equal shorter runs, so one run serves several step budgets.
-        base: the colour the canvas starts from, in [0, 1] per channel (default: ``info.pixel_mean``,
-            the training data's mean recorded in a checkpoint; grey 0.5 when unknown).
+        bn_prior: weight of the BatchNorm-statistics prior (``bnprior``: each image's features kept near
+            the statistics the model's BatchNorms stored for its training data); default
+            ``default_bn_prior(info)``. 0 turns it off; models without BatchNorm ignore it.
+        bn_groups: ``"image"`` (each image's own statistics, over its views and positions) or
+            ``"batch"`` (pooled over the whole batch, as DeepInversion does).
+        tv, l1: weights of a total-variation penalty and of an L1 pull toward the starting image (both
+            measured on small models and not adopted: they lowered recognition; docs/units.md).
+        base: what the canvas starts from, in [0, 1]: one colour per channel, or an image ``(C, h, w)``
+            resized to the canvas (default: ``default_base``: the training data's mean image or colour
+            recorded in a checkpoint; grey 0.5 when unknown).
 
     Returns:
         ``MaximizeResult`` with ``images (B, size, size, 3) uint8``.
     """
+    if bn_groups not in ("image", "batch"):
+        raise CnnvizError(f"bn_groups {bn_groups!r} is not 'image' or 'batch'.")
     if param not in PARAMS:
         raise CnnvizError(f"--param {param!r} is not one of {', '.join(PARAMS)}.")
     if schedule not in SCHEDULES:
@@ -183,7 +229,7 @@ def maximize(
     ch, cw = side, round(side * mw / mh)
     gen = torch.Generator().manual_seed(int(seed))
     img_param = ImageParam(batch, c, ch, cw, kind=param, decay=decay, generator=gen, device=device,
-                           base=base if base is not None else getattr(info, "pixel_mean", None))
+                           base=base if base is not None else default_base(info))
     opt = _Adam(img_param.raw, lr)
     mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
@@ -205,12 +251,29 @@ def maximize(
             total = v if total is None else total + v
         return total / n
 
-    with LayerProbe(model, layers, grad=True, stop_after=not objective.needs_logits) as probe:
+    from cnnviz.explain.bnprior import BatchNormPrior
+
+    if bn_prior is None:
+        bn_prior = default_bn_prior(info)
+    bn_prior = limits.check_float("bn_prior", bn_prior, 0.0, 1e6)
+    tv, l1 = limits.check_float("tv", tv, 0.0, 1e6), limits.check_float("l1", l1, 0.0, 1e6)
+    # hooks only when asked for: the statistics cost a reduction per BatchNorm per step
+    prior = BatchNormPrior(model if bn_prior > 0 else nn.Identity(), groups=batch if bn_groups == "image" else 1)
+    use_prior = bool(prior.layers)
+    with LayerProbe(model, layers, grad=True, stop_after=not objective.needs_logits) as probe, prior:
         for step in range(steps):
             opt.lr = _lr_at(lr, schedule, step, steps)
             img = img_param()
             values = forward(probe, views(img, (mh, mw), gen))
-            (-values.sum()).backward()
+            loss = -values.sum()
+            if use_prior:
+                loss = loss + bn_prior * prior.loss().sum() * (1 if bn_groups == "image" else batch)
+            prior.reset()
+            if tv > 0:
+                loss = loss + tv * batch * ((img[..., 1:, :] - img[..., :-1, :]).abs().mean() + (img[..., 1:] - img[..., :-1]).abs().mean())
+            if l1 > 0:
+                loss = loss + l1 * batch * (img - torch.sigmoid(img_param.offset)).abs().mean()
+            loss.backward()
             opt.step()
             if step + 1 in keep and step + 1 < steps:
                 with torch.no_grad():
@@ -220,6 +283,7 @@ def maximize(
         with torch.no_grad():
             final = img_param()
         final_values = forward(probe, fit_view(final, views.out_hw((mh, mw)))).detach().float().cpu().tolist()
+        prior.reset()
     seconds = time.perf_counter() - t0
     log.info("maximize: %d images x %d steps x %d views in %.1fs", batch, steps, views.n, seconds)
     images = to_uint8(final)
@@ -307,6 +371,6 @@ def unit_objective(layer: str, k: int, neuron_yx: tuple[int, int] | None = None)
     return neuron(layer, k, *neuron_yx)
 
 
-__all__ = ["MaximizeResult", "maximize", "default_canvas", "SMALL_INPUT", "maximize_classes", "class_objective", "unit_objective", "default_diversity_layer",
+__all__ = ["MaximizeResult", "maximize", "default_canvas", "default_base", "default_bn_prior", "DEFAULT_BN_PRIOR", "SMALL_INPUT", "maximize_classes", "class_objective", "unit_objective", "default_diversity_layer",
            "check_unit", "DEFAULT_VIEWS", "DEFAULT_LR", "Views",
            "class_logit", "channel", "neuron", "diversity"]

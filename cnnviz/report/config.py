@@ -11,6 +11,11 @@ import numpy as np
 from cnnviz.errors import CnnvizError
 
 
+# Steps per class image in the gallery and the demo: on 28-32 px checkpoints other models recognized the images
+# more often at 96 steps than at 64 and no more at 256 (docs/units.md, "Small-input models").
+CLASS_IMAGE_STEPS = 96
+
+
 @dataclass
 class ReportConfig:
     """What the report computes (the knobs of ``cnnviz gallery``)."""
@@ -19,7 +24,7 @@ class ReportConfig:
     cam_methods: Sequence[str] = ("gradcam",)
     attr_methods: Sequence[str] = ("saliency",)
     max_classes: int = 10  # classes shown for maximize / top patches
-    maximize_steps: int = 64
+    maximize_steps: int = CLASS_IMAGE_STEPS
     maximize_size: int | None = None
     examples_k: int = 6
     examples_limit: int = 300  # dataset images scanned for top patches

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz.atomic import check_output_dir, dumps_json, write_text
-from cnnviz.report.config import ModelSource, ReportConfig
+from cnnviz.report.config import CLASS_IMAGE_STEPS, ModelSource, ReportConfig
 from cnnviz.report.job import GalleryJob, GalleryResult, Progress
 
 RECIPE_FILE = "demo-recipe.json"
@@ -83,7 +83,7 @@ def resolve_demo_data(data: str, data_root: str | None, say: Callable[[str], Non
 
 def demo_report_config(quick: bool, seed: int, device: str) -> ReportConfig:
     """What the demo's gallery computes."""
-    return ReportConfig(maximize_steps=96, examples_limit=200 if quick else 500,
+    return ReportConfig(maximize_steps=CLASS_IMAGE_STEPS, examples_limit=200 if quick else 500,
                         eval_limit=200 if quick else 1000, num_images=10 if quick else 20, seed=seed, device=device,
                         attr_methods=("saliency",) if quick else ("saliency", "integrated-gradients"))
 

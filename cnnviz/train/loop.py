@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnviz.atomic import dumps_json, write_text
+from cnnviz.checkpoint import mean_image_size
 from cnnviz.data import LabeledImages, SubsetImages, open_split, permuted_labels
 from cnnviz.device import resolve_device
 from cnnviz.models import ModelInfo, save_model
@@ -336,6 +337,7 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool, on
     model, info = build_for_mode(cfg, train_ds.class_names, train_ds.channels, train_ds.image_size)
     info.config = {k: v for k, v in cfg.to_dict().items() if k not in ("resume", "stop_after", "max_steps")}
     info.pixel_mean = train_ds.pixel_mean(info.in_chans)  # class images start from the data's own colour
+    info.mean_image = train_ds.mean_image(info.in_chans, mean_image_size(info.input_size))  # ... and its mean image
     if saved is not None:
         try:
             model.load_state_dict(saved["state_dict"])
