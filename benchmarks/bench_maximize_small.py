@@ -68,6 +68,17 @@ def fill_data_stats(info, spec: str, data_root: str | None) -> None:
         info.mean_image = ds.mean_image(info.in_chans, mean_image_size(info.input_size))
 
 
+def real_reference(makers: dict, judges: dict, spec: str, data_root: str | None, n: int = 1000) -> np.ndarray:
+    """The same question on real images: of ``n`` test images a maker classifies correctly, which each other
+    judge also gets right (``(hits,)`` pooled over makers and judges)."""
+    from cnnviz.data import open_split
+
+    ds = open_split(spec, "test", data_root=data_root, limit=n, seed=5)
+    images, ys = np.stack([ds.array(i) for i in range(len(ds))]), list(ds.targets)
+    right = {name: top1_hits(m, info, images, ys).astype(bool) for name, (m, info) in {**judges, **makers}.items()}
+    return np.concatenate([right[j][right[mk]] for mk in makers for j in judges if j != mk] or [np.zeros(0)])
+
+
 def kwargs_for(spec: dict, info) -> dict:
     from cnnviz.explain.fvtransforms import Views
 
@@ -94,7 +105,11 @@ def main() -> None:
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--data", default=None, help="the makers' dataset: fills in the statistics old checkpoints lack")
     ap.add_argument("--data-root", default=None)
+    ap.add_argument("--reference", action="store_true",
+                    help="also the real-image reference: test images the maker gets right, right by the others (needs --data)")
     a = ap.parse_args()
+    if a.reference and not a.data:
+        ap.error("--reference needs --data")
 
     import torch
 
@@ -144,6 +159,11 @@ def main() -> None:
         results[name] = {"spec": spec, "itself": own_h.tolist(), "others": other_h.tolist(),
                          "per_judge": {jn: np.concatenate(hs).tolist() for jn, hs in per_judge.items()},
                          "per_maker": {mk: np.concatenate(hs).tolist() for mk, hs in per_maker.items()}}
+    if a.reference:
+        ref = real_reference(makers, judges, a.data, a.data_root)
+        lo, hi = wilson(int(ref.sum()), len(ref))
+        print(f"{'real test images (reference)':36s} {'':31s} other models {ref.mean():.0%} [{lo:.0%}-{hi:.0%}] of {len(ref)}")
+        results["real test images (reference)"] = {"others": ref.tolist()}
     if a.json_out:
         from cnnviz.atomic import dumps_json, write_text
 
