@@ -118,8 +118,9 @@ class _OneLineErrors(click.Command):
 @click.option("--steps", type=STEPS, default=128, show_default=True, help="Optimization steps.")
 @click.option("--size", type=IMAGE_SIDE, default=None, help="Canvas side in pixels [the model's input size; twice it under 64 px].")
 @click.option("--lr", type=float, callback=_finite_positive, default=None, help="Adam learning rate [0.1].")
-@click.option("--param", type=click.Choice(["fft", "maco", "pixel"]), default="fft", show_default=True,
-              help="Decorrelated Fourier + colour; Fourier with a fixed natural-image magnitude (MACO); or raw pixels.")
+@click.option("--param", type=click.Choice(["fft", "maco", "pixel", "pyramid"]), default="fft", show_default=True,
+              help="Decorrelated Fourier + colour; Fourier with a fixed natural-image magnitude (MACO); raw pixels; "
+                   "or pixel grids at 1, 1/2, 1/4... of the canvas, summed (multi-resolution).")
 @click.option("--transforms", type=click.Choice(["crops", "lucent", "none"]), default="crops", show_default=True,
               help="Random zoomed crops + mirror + noise each step; lucent's pad/jitter/scale/rotate; or none.")
 @click.option("--views", "n_views", type=click.IntRange(1, 64), default=1, show_default=True,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,6 +273,39 @@ class LayerProbe:
     def active(self) -> bool:
         """True while hooks are registered (inside the context)."""
         return bool(self._handles)
+
+
+class InputTap:
+    """Call ``fn(module, x)`` with the first input tensor ``x`` of each of ``modules`` on every forward.
+
+    Forward pre-hooks, registered in ``__enter__`` and removed in ``__exit__`` (also after an exception);
+    the tap changes nothing it sees. The BatchNorm prior of ``cnnviz.explain.bnprior`` reads the inputs
+    of every BatchNorm through one.
+    """
+
+    def __init__(self, modules: Sequence[nn.Module], fn: Callable[[nn.Module, torch.Tensor], None]) -> None:
+        self.modules = list(modules)
+        self.fn = fn
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def __enter__(self) -> InputTap:
+        try:
+            for m in self.modules:
+                self._handles.append(m.register_forward_pre_hook(self._hook))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _hook(self, module: nn.Module, inputs: tuple[Any, ...]) -> None:
+        t = _first_tensor(inputs)
+        if t is not None:
+            self.fn(module, t)
 
 
 # -- layouts: NCHW conv maps, NHWC (timm Swin, ConvNeXt-style blocks), ViT tokens ----------------------

@@ -95,3 +95,15 @@ def test_maximize_with_the_prior_keeps_features_nearer_the_statistics():
     plain = maximize(model, info, O.class_logit(1), steps=40, seed=0).images
     held = maximize(model, info, O.class_logit(1), steps=40, seed=0, bn_prior=3.0).images
     assert distance(held) < distance(plain)
+
+
+def test_the_prior_leaves_no_hook_behind_even_after_an_exception():
+    from cnnviz.probe import hook_count
+
+    net = bn_net()
+    with pytest.raises(ValueError):
+        with BatchNormPrior(net) as prior:
+            assert hook_count(net) == 1
+            net(torch.randn(1, 3, 4, 4))
+            raise ValueError("boom")
+    assert hook_count(net) == 0 and prior.loss().tolist() == [0.0]

@@ -318,3 +318,19 @@ def test_bn_prior_out_of_range_is_refused():
         maximize(model, info, O.class_logit(0), steps=1, bn_prior=-1.0)
     with pytest.raises(CnnvizError):
         maximize(model, info, O.class_logit(0), steps=1, bn_groups="layer")
+
+
+def test_pyramid_param_sums_levels_and_its_coarse_level_learns():
+    """A gradient that wants the left half bright reaches the coarsest grid, which alone can paint a half."""
+    g = torch.Generator().manual_seed(0)
+    p = ImageParam(1, 1, 32, 32, kind="pyramid", generator=g)
+    assert p.levels == [(32, 32), (16, 16), (8, 8), (4, 4)]
+    assert p.raw.shape == (1, 1, 32 * 32 + 16 * 16 + 8 * 8 + 4 * 4)
+    img = p()
+    assert img.shape == (1, 1, 32, 32)
+    img[..., :16].mean().backward()
+    coarse = p.raw.grad[..., -16:].reshape(4, 4)
+    assert float(coarse[:, :2].sum()) > 0 and float(coarse[:, 2:].abs().max()) < float(coarse[:, :2].min())
+    model, info = color_net()
+    imgs = maximize_classes(model, info, [2, 0], steps=30, seed=0, param="pyramid")
+    assert imgs.reshape(2, -1, 3).mean(1).argmax(1).tolist() == [2, 0]  # it climbs like the others

@@ -3,8 +3,9 @@
 Every ``BatchNorm2d`` stored the mean and variance of its input over the training data. An image
 whose features have those statistics at every such layer looks, to the model, like its training
 data; an image that only drives one logit up usually does not (Yin et al. 2020, "Dreaming to Distill",
-DeepInversion). ``BatchNormPrior`` hooks every BatchNorm of a model in eval mode and, after each
-forward pass, holds the distance of the batch's feature statistics from the stored ones::
+DeepInversion). ``BatchNormPrior`` reads the input of every BatchNorm of a model in eval mode (through
+``cnnviz.probe.InputTap``, the probe room's hooks) and, after each forward pass, holds the distance of the
+batch's feature statistics from the stored ones::
 
     with BatchNormPrior(model, groups=batch) as prior:
         logits = model(x)                 # x: (n_views * batch, C, H, W), view-major rows
@@ -20,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnviz.probe import InputTap
+
 
 def batchnorm_layers(model: nn.Module) -> list[nn.BatchNorm2d]:
     """The model's ``BatchNorm2d`` modules (timm's ``BatchNormAct2d`` included) with running statistics."""
@@ -28,7 +31,7 @@ def batchnorm_layers(model: nn.Module) -> list[nn.BatchNorm2d]:
 
 
 class BatchNormPrior:
-    """Forward pre-hooks on every BatchNorm; ``loss()`` is ``(groups,)``, summed over the layers.
+    """Reads every BatchNorm's input while entered; ``loss()`` is ``(groups,)``, summed over the layers.
 
     Per layer and group: ``||mean - running_mean||_2 + ||var - running_var||_2`` over channels, the
     mean and variance taken over the group's rows and positions, divided by the channel count's square
@@ -39,20 +42,18 @@ class BatchNormPrior:
         self.layers = batchnorm_layers(model)
         self.groups = max(1, int(groups))
         self._terms: list[torch.Tensor] = []
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._tap = InputTap(self.layers, self._record)
 
     def __enter__(self) -> BatchNormPrior:
-        self._handles = [m.register_forward_pre_hook(self._hook) for m in self.layers]
+        self._tap.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        self._tap.__exit__(*exc)
         self._terms = []
 
-    def _hook(self, module: nn.BatchNorm2d, inputs: tuple[torch.Tensor, ...]) -> None:
-        x = inputs[0]  # (R, C, H, W), R = n_views * groups, view-major
+    def _record(self, module: nn.Module, x: torch.Tensor) -> None:
+        """One BatchNorm's term; ``x`` is its input ``(R, C, H, W)``, R = n_views * groups, view-major."""
         r, c = x.shape[0], x.shape[1]
         g = self.groups if r % self.groups == 0 else 1
         xs = x.reshape(r // g, g, c, -1)  # (n views, g groups, C, HW): a view, no copy

@@ -25,7 +25,7 @@ _COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0
 _COLOR_NORM = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
 
 
-KINDS = ("fft", "maco", "pixel")
+KINDS = ("fft", "maco", "pixel", "pyramid")
 
 
 def _freqs(height: int, width: int) -> torch.Tensor:
@@ -40,7 +40,9 @@ class ImageParam(nn.Module):
 
     Args:
         batch, channels, height, width: the canvas.
-        kind: ``"fft"`` (scaled spectrum), ``"maco"`` (fixed magnitude, learned phase) or ``"pixel"``.
+        kind: ``"fft"`` (scaled spectrum), ``"maco"`` (fixed magnitude, learned phase), ``"pixel"``, or
+            ``"pyramid"``: pixel grids at 1, 1/2, 1/4 ... of the canvas (down to 4 px), each upsampled
+            bilinearly and summed, so coarse structure is one parameter away (lucid's multi-resolution idea).
         decay: spectrum exponent, ``1 / f**decay`` (fft: the learning-rate scale; maco: the magnitude).
         sd: standard deviation of the initial parameters.
         generator: CPU ``torch.Generator`` for the initial draw (reproducible on any device).
@@ -63,6 +65,10 @@ class ImageParam(nn.Module):
             scale = 1.0 / torch.clamp(_freqs(height, width), min=1.0 / max(height, width)) ** decay
             self.register_buffer("scale", scale.to(device), persistent=False)
             init = torch.randn(batch, channels, height, width // 2 + 1, 2, generator=generator) * sd
+        elif kind == "pyramid":  # pixel grids at 1, 1/2, 1/4 ... of the canvas (down to 4 px), upsampled and summed
+            self.levels = [(max(1, -(-height // 2**k)), max(1, -(-width // 2**k))) for k in range(8)
+                           if min(height, width) // 2**k >= 4 or k == 0]
+            init = torch.randn(batch, channels, sum(h * w for h, w in self.levels), generator=generator) * sd
         else:
             init = torch.randn(batch, channels, height, width, generator=generator) * sd
         self.raw = nn.Parameter(init.to(device))
@@ -86,6 +92,13 @@ class ImageParam(nn.Module):
         elif self.kind == "maco":
             t = torch.fft.irfft2(torch.polar(self.scale.expand_as(self.raw), self.raw), s=(h, w), norm="ortho")
             t = (t - t.mean(dim=(1, 2, 3), keepdim=True)) / (t.std(dim=(1, 2, 3), keepdim=True) + 1e-6)
+        elif self.kind == "pyramid":
+            t, start = 0.0, 0
+            for lh, lw in self.levels:
+                level = self.raw[..., start:start + lh * lw].reshape(b, c, lh, lw)
+                start += lh * lw
+                t = t + (level if (lh, lw) == (h, w) else
+                         torch.nn.functional.interpolate(level, size=(h, w), mode="bilinear", align_corners=False))
         else:
             t = self.raw
         if c == 3:  # decorrelated colour -> RGB

@@ -185,7 +185,7 @@ def maximize(
             under 64 px); the model always sees views resampled to its own input size (or ``view_size``).
         lr: Adam learning rate (peak, with ``schedule="cosine"``).
         param: ``"fft"`` (decorrelated Fourier + colour), ``"maco"`` (fixed natural magnitude,
-            learned phase) or ``"pixel"``.
+            learned phase), ``"pixel"`` or ``"pyramid"`` (pixel grids at halving resolutions, summed).
         transforms: ``"crops"`` (random zoomed crops; the default), ``"lucent"`` (lucent's pad /
             jitter / scale / rotate, scaled to the canvas), ``"none"``, or a ``Views``.
         n_views, view_size: override the views per image per step and the side the model sees.
