@@ -62,10 +62,11 @@ def fill_data_stats(info, spec: str, data_root: str | None) -> None:
     from cnnviz.data import open_split
 
     ds = open_split(spec, "train", data_root=data_root)
-    if info.pixel_mean is None:
-        info.pixel_mean = ds.pixel_mean(info.in_chans)
+    mean_image = ds.mean_image(info.in_chans, mean_image_size(info.input_size))  # as cnnviz train records them
     if info.mean_image is None:
-        info.mean_image = ds.mean_image(info.in_chans, mean_image_size(info.input_size))
+        info.mean_image = mean_image
+    if info.pixel_mean is None:
+        info.pixel_mean = tuple(float(v) for v in mean_image.mean(axis=(1, 2)))
 
 
 def real_reference(makers: dict, judges: dict, spec: str, data_root: str | None, n: int = 1000) -> np.ndarray:

@@ -336,8 +336,9 @@ def _run(cfg: TrainConfig, ctx: D.DistContext, run_dir: Path, progress: bool, on
         _check_same_data(saved, run_dir, train_ds.class_names, len(train_ds))
     model, info = build_for_mode(cfg, train_ds.class_names, train_ds.channels, train_ds.image_size)
     info.config = {k: v for k, v in cfg.to_dict().items() if k not in ("resume", "stop_after", "max_steps")}
-    info.pixel_mean = train_ds.pixel_mean(info.in_chans)  # class images start from the data's own colour
-    info.mean_image = train_ds.mean_image(info.in_chans, mean_image_size(info.input_size))  # ... and its mean image
+    # class images start from the data's mean image (its mean colour for older readers): one pass over 512 images
+    info.mean_image = train_ds.mean_image(info.in_chans, mean_image_size(info.input_size))
+    info.pixel_mean = tuple(float(v) for v in info.mean_image.mean(axis=(1, 2)))
     if saved is not None:
         try:
             model.load_state_dict(saved["state_dict"])
