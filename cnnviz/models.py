@@ -468,9 +468,8 @@ def checkpoint_payload(model: "torch.nn.Module", info: ModelInfo, **extra: Any) 
     if info.pixel_mean is not None:
         payload["pixel_mean"] = list(info.pixel_mean)
     if info.mean_image is not None:
-        import torch
-
         import numpy as np
+        import torch
 
         payload["mean_image"] = torch.as_tensor(np.asarray(info.mean_image, dtype=np.float32))
     payload.update(extra)

@@ -74,32 +74,27 @@ class LabeledImages:
 
     def mean_image(self, channels: int, size: tuple[int, int], n: int = 512) -> np.ndarray:
         """``(channels, h, w) float32`` in [0, 1]: the mean of (up to) ``n`` evenly spaced images, each
-        resized to ``size`` as the model's input is (the whole image, antialiased bilinear) and adapted to
-        ``channels`` (RGB -> grey by luminance, grey -> RGB by replication). Class images start from it: on
+        made into the model's input by the one transform (``cnnviz.transforms.prepare_batch`` with mean 0 and
+        std 1: resized whole, RGB -> grey by luminance, grey -> RGB by replication). Class images start from it: on
         Fashion-MNIST it is a garment-shaped silhouette on black, on CIFAR-10 a nearly even grey-brown. Its mean
         over positions is the data's mean colour (dark, about 0.29, on Fashion-MNIST; about 0.47 on CIFAR-10).
         """
         import torch
-        import torch.nn.functional as F
 
-        from cnnviz.transforms import LUMA
+        from cnnviz.transforms import as_chw, prepare_batch
 
         h, w = int(size[0]), int(size[1])
         idx = np.linspace(0, len(self) - 1, num=min(n, len(self))).round().astype(np.int64) if len(self) else []
-        total, count = torch.zeros(1, 3, h, w), 0
+        total, count = torch.zeros(1, channels, h, w), 0
         for i in idx:
             a = self.array(int(i))
             if a is None:
                 continue
-            t = torch.from_numpy(np.array(a, dtype=np.float32)).div_(255.0)  # a copy: the source may be read-only
-            t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
-            t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
-            total += t.expand(1, 3, h, w)
+            # the model's own transform (mean 0, std 1): exactly the [0, 1] input the model sees
+            total += prepare_batch(as_chw(a).unsqueeze(0), (h, w), channels, (0.0,) * channels, (1.0,) * channels)
             count += 1
-        mean = (total / count)[0] if count else torch.full((3, h, w), 0.5)
-        if channels != 3:
-            mean = (mean * torch.tensor(LUMA).view(3, 1, 1)).sum(0, keepdim=True).expand(channels, h, w)
-        return mean.contiguous().numpy().astype(np.float32)
+        mean = (total / count)[0] if count else torch.full((channels, h, w), 0.5)
+        return mean.clamp_(0, 1).numpy().astype(np.float32)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {len(self)} images, {self.num_classes} classes)"

@@ -38,8 +38,8 @@ class BatchNormPrior:
     root so wide and narrow layers weigh alike. Cleared by ``reset()`` (``loss()`` does it too).
     """
 
-    def __init__(self, model: nn.Module, groups: int = 1) -> None:
-        self.layers = batchnorm_layers(model)
+    def __init__(self, model: nn.Module, groups: int = 1, *, enabled: bool = True) -> None:
+        self.layers = batchnorm_layers(model) if enabled else []  # disabled: no hooks, loss() is 0
         self.groups = max(1, int(groups))
         self._terms: list[torch.Tensor] = []
         self._tap = InputTap(self.layers, self._record)

@@ -258,7 +258,7 @@ def maximize(
     bn_prior = limits.check_float("bn_prior", bn_prior, 0.0, 1e6)
     tv, l1 = limits.check_float("tv", tv, 0.0, 1e6), limits.check_float("l1", l1, 0.0, 1e6)
     # hooks only when asked for: the statistics cost a reduction per BatchNorm per step
-    prior = BatchNormPrior(model if bn_prior > 0 else nn.Identity(), groups=batch if bn_groups == "image" else 1)
+    prior = BatchNormPrior(model, groups=batch if bn_groups == "image" else 1, enabled=bn_prior > 0)
     use_prior = bool(prior.layers)
     with LayerProbe(model, layers, grad=True, stop_after=not objective.needs_logits) as probe, prior:
         for step in range(steps):
